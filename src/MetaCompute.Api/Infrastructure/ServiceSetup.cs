@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using FluentValidation;
+using MetaCompute.Api.Auth;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Health;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.EntityFrameworkCore;
+
+namespace MetaCompute.Api.Infrastructure;
+
+public static class ServiceSetup
+{
+    public static IServiceCollection AddMetaComputeApi(this IServiceCollection services, IConfiguration configuration, string connectionString)
+    {
+        services.AddSingleton(TimeProvider.System);
+        services.AddDbContextPool<MetaComputeDbContext>(options => options
+            .UseNpgsql(connectionString, npgsql => npgsql.MigrationsHistoryTable("__ef_migrations_history"))
+            .UseSnakeCaseNamingConvention());
+
+        services.Configure<JsonOptions>(options =>
+        {
+            options.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+            options.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+        });
+        // Malformed bodies and parameters throw, so the exception handler can answer problem+json saying where.
+        services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+
+        services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+        {
+            var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+            if (context.ProblemDetails.Type is null || context.ProblemDetails.Type.StartsWith("https://tools.ietf.org", StringComparison.Ordinal))
+            {
+                context.ProblemDetails.Type = Problems.TypeFor(status);
+            }
+
+            context.ProblemDetails.Instance ??= context.HttpContext.Request.Path;
+            context.ProblemDetails.Extensions["traceId"] = Activity.Current?.TraceId.ToString() ?? context.HttpContext.TraceIdentifier;
+        });
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+        services.AddValidatorsFromAssemblyContaining<ValidationFilter>(includeInternalTypes: true);
+        ValidatorOptions.Global.PropertyNameResolver = (_, member, _) => member is null ? null : JsonNamingPolicy.CamelCase.ConvertName(member.Name);
+
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(CallerClaims.OperatorPolicy, p => p.RequireRole(CallerClaims.OperatorRole))
+            .AddPolicy(CallerClaims.TenantPolicy, p => p.RequireRole(CallerClaims.TenantRole).RequireClaim(CallerClaims.TenantId));
+
+        services.AddPerApiKeyRateLimiting(configuration);
+        services.AddMetaComputeOpenApi();
+        services.AddMetaComputeHealthChecks();
+        return services;
+    }
+}

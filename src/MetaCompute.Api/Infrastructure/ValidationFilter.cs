@@ -1,0 +1,38 @@
+using FluentValidation;
+
+namespace MetaCompute.Api.Infrastructure;
+
+/// <summary>
+/// Validates every handler argument that has a FluentValidation validator, before the handler runs, and answers a
+/// 400 listing each field at fault. Validators check shape only; invariants belong to the database.
+/// </summary>
+public sealed class ValidationFilter : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        foreach (var argument in context.Arguments)
+        {
+            if (argument is null)
+            {
+                continue;
+            }
+
+            var validatorType = typeof(IValidator<>).MakeGenericType(argument.GetType());
+            if (context.HttpContext.RequestServices.GetService(validatorType) is not IValidator validator)
+            {
+                continue;
+            }
+
+            var result = await validator.ValidateAsync(new ValidationContext<object>(argument), context.HttpContext.RequestAborted);
+            if (!result.IsValid)
+            {
+                return TypedResults.ValidationProblem(
+                    result.ToDictionary(),
+                    title: "The request is not valid.",
+                    type: Problems.ValidationFailedType);
+            }
+        }
+
+        return await next(context);
+    }
+}

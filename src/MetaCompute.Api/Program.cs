@@ -1,0 +1,69 @@
+using MetaCompute.Api.Admin;
+using MetaCompute.Api.Auth;
+using MetaCompute.Api.Catalog;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Health;
+using MetaCompute.Api.Infrastructure;
+using MetaCompute.Api.Tenants;
+using Scalar.AspNetCore;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = RequestLimits.MaxBodyBytes);
+builder.AddMetaComputeLogging();
+
+string connectionString;
+try
+{
+    connectionString = await PostgresSetup.ResolveConnectionStringAsync(builder);
+}
+catch (PostgresBinariesNotFoundException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 1;
+}
+
+builder.Services.AddMetaComputeApi(builder.Configuration, connectionString);
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseMetaComputeRequestLogging();
+app.UseBodySizeLimit();
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseRateLimiter();
+
+// The route table. Policy (auth, rate limit, validation) is applied once per group.
+var v1 = app.MapGroup("/v1")
+    .RequireAuthorization()
+    .RequireRateLimiting(RateLimiting.PerApiKey)
+    .AddEndpointFilter<ValidationFilter>()
+    .ProducesProblem(StatusCodes.Status401Unauthorized)
+    .ProducesProblem(StatusCodes.Status429TooManyRequests);
+
+v1.MapCatalogEndpoints();
+
+var tenant = v1.MapGroup("").RequireAuthorization(CallerClaims.TenantPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
+tenant.MapTenantSelfEndpoints();
+
+var admin = v1.MapGroup("/admin").RequireAuthorization(CallerClaims.OperatorPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
+admin.MapTenantAdminEndpoints();
+admin.MapNodeAdminEndpoints();
+
+app.MapHealthEndpoints();
+app.MapOpenApi().AllowAnonymous();
+app.MapScalarApiReference("/docs", options => options.WithTitle("MetaCompute API")).AllowAnonymous();
+
+await DatabaseInitializer.InitializeAsync(app.Services);
+if (app.Configuration["role"] == "seed")
+{
+    // `--role seed`: migrate and seed, then exit (used to measure seeding).
+    return 0;
+}
+
+app.Lifetime.ApplicationStarted.Register(() => StartupBanner.Print(app));
+await app.RunAsync();
+return 0;
+
+public partial class Program;
