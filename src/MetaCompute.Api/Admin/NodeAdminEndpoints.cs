@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace MetaCompute.Api.Admin;
 
-public sealed record ListNodesQuery(string? PoolId, NodeState? State, int? Limit, string? PageToken);
+public sealed record ListNodesQuery(string? PoolId, string? State, int? Limit, string? PageToken);
 
 public sealed record NodeResponse(string Id, string Hostname, string PoolId, string Site, string FabricIsland, string Rack, NodeState State,
     int GpuCount, DateTimeOffset UpdatedAt);
@@ -16,7 +16,8 @@ public sealed class ListNodesQueryValidator : AbstractValidator<ListNodesQuery>
     public ListNodesQueryValidator()
     {
         RuleFor(q => q.Limit).InclusiveBetween(1, Paging.MaxLimit);
-        RuleFor(q => q.State).IsInEnum();
+        RuleFor(q => q.State).Must(s => s is null || WireEnum.TryParse<NodeState>(s, out _))
+            .WithMessage($"Use one of: {WireEnum.Allowed<NodeState>()}.");
         RuleFor(q => q.PageToken).Must(t => Paging.TryDecode(t, out var key) && (key is null || int.TryParse(key, out _)))
             .WithMessage("The page token is not one this API issued.");
     }
@@ -41,7 +42,7 @@ public static class NodeAdminEndpoints
             nodes = nodes.Where(n => n.PoolId == query.PoolId);
         }
 
-        if (query.State is { } state)
+        if (WireEnum.TryParse<NodeState>(query.State, out var state))
         {
             nodes = nodes.Where(n => n.State == state);
         }

@@ -10,6 +10,7 @@ public sealed class SimulationOptions
 {
     public int TargetGpus { get; set; } = 4096;
     public int Seed { get; set; } = 42;
+    public double FailedNodeShare { get; set; } = 0.01;
 }
 
 public sealed record BootstrapTenant(string Name, string ApiKey, TenantKind Kind = TenantKind.External);
@@ -47,7 +48,10 @@ public static class DatabaseInitializer
             if (!await db.Regions.AnyAsync(ct))
             {
                 var stopwatch = Stopwatch.StartNew();
-                var inventory = InventoryGenerator.Generate(new InventoryOptions { TargetGpus = simulation.TargetGpus, Seed = simulation.Seed });
+                var inventory = InventoryGenerator.Generate(new InventoryOptions
+                {
+                    TargetGpus = simulation.TargetGpus, Seed = simulation.Seed, FailedNodeShare = simulation.FailedNodeShare,
+                });
                 await InventorySeeder.SeedAsync(db, inventory, time.GetUtcNow(), ct);
                 await tx.CommitAsync(ct);
                 logger.LogInformation("Seeded a simulated data centre: {Gpus} GPUs, {Nodes} nodes, {Pools} pools in {ElapsedMs} ms",

@@ -1,0 +1,83 @@
+using System.Net;
+using System.Net.Http.Json;
+using MetaCompute.Api.Admin;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Infrastructure;
+using MetaCompute.Api.Tests.Infrastructure;
+
+namespace MetaCompute.Api.Tests;
+
+public sealed class AdminTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    [Fact]
+    public async Task A_new_key_is_shown_once_then_listed_by_prefix_only()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.OperatorClient();
+        var json = await client.GetStringAsync($"/v1/admin/tenants/{tenant.Id}/api-keys");
+        Assert.DoesNotContain(tenant.ApiKey, json);
+        Assert.Contains(tenant.ApiKey[..11], json);
+    }
+
+    [Fact]
+    public async Task A_key_for_an_unknown_tenant_is_404()
+    {
+        using var client = api.OperatorClient();
+        var response = await client.PostAsJsonAsync($"/v1/admin/tenants/{Guid.NewGuid()}/api-keys", new { name = "x" });
+        await response.AssertProblemAsync(HttpStatusCode.NotFound, Problems.NotFoundType);
+    }
+
+    [Fact]
+    public async Task Tenants_page_through_with_an_opaque_token()
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            await api.CreateTenantAsync();
+        }
+
+        using var client = api.OperatorClient();
+        var seen = new List<string>();
+        string? token = null;
+        var pages = 0;
+        do
+        {
+            var page = (await client.GetFromJsonAsync<Page<TenantResponse>>(
+                $"/v1/admin/tenants?limit=2{(token is null ? "" : "&pageToken=" + token)}", Json.Options))!;
+            Assert.True(page.Items.Count <= 2);
+            seen.AddRange(page.Items.Select(t => t.Id));
+            token = page.NextPageToken;
+            pages++;
+        }
+        while (token is not null);
+
+        var total = await api.WithDbAsync(db => Task.FromResult(db.Tenants.Count()));
+        Assert.Equal(total, seen.Count);
+        Assert.Equal(seen.Count, seen.Distinct().Count());
+        Assert.True(pages >= 2);
+    }
+
+    [Fact]
+    public async Task Nodes_filter_by_pool_and_state_and_page()
+    {
+        var fleet = ApiFactory.Inventory;
+        var pool = fleet.Pools.First(p => fleet.Nodes.Any(n => n.PoolId == p.Id && n.Failed));
+        using var client = api.OperatorClient();
+
+        var failed = (await client.GetFromJsonAsync<Page<NodeResponse>>($"/v1/admin/nodes?poolId={pool.Id}&state=failed&limit=500", Json.Options))!;
+        Assert.Equal(fleet.Nodes.Where(n => n.PoolId == pool.Id && n.Failed).Select(n => n.Hostname), failed.Items.Select(n => n.Hostname));
+        Assert.All(failed.Items, n => Assert.Equal(NodeState.Failed, n.State));
+
+        var hostnames = new List<string>();
+        string? token = null;
+        do
+        {
+            var page = (await client.GetFromJsonAsync<Page<NodeResponse>>(
+                $"/v1/admin/nodes?poolId={pool.Id}&limit=50{(token is null ? "" : "&pageToken=" + token)}", Json.Options))!;
+            hostnames.AddRange(page.Items.Select(n => n.Hostname));
+            token = page.NextPageToken;
+        }
+        while (token is not null);
+
+        Assert.Equal(fleet.Nodes.Where(n => n.PoolId == pool.Id).Select(n => n.Hostname), hostnames);
+    }
+}
