@@ -1,0 +1,76 @@
+namespace MetaCompute.Scheduling;
+
+/// <summary>A search for bookable windows of a fixed length starting between two times (an offerings query).</summary>
+public sealed record WindowSearch(
+    int GpuCount,
+    TimeSpan Duration,
+    DateTimeOffset EarliestStart,
+    DateTimeOffset LatestStart,
+    bool SingleFabricIsland = false,
+    int HoldbackGpus = 0,
+    int Limit = 10);
+
+public sealed record BookableWindow(DateTimeOffset Start, DateTimeOffset End, Placement Placement);
+
+public static class Windows
+{
+    /// <summary>At most this many candidate starts are tried, so a crowded pool cannot make one query slow.</summary>
+    public const int MaxCandidates = 512;
+
+    /// <summary>
+    /// The next feasible windows, earliest first. Feasibility only changes when a hold ends, so the candidates are the
+    /// earliest start and every end of a hold after it, rounded up to the minute.
+    /// </summary>
+    public static IReadOnlyList<BookableWindow> Find(PoolOccupancy pool, WindowSearch search)
+    {
+        var earliest = search.EarliestStart.UtcTicks;
+        var latest = search.LatestStart.UtcTicks;
+        var candidates = pool.BusyEnds()
+            .Where(t => t > earliest && t <= latest)
+            .Select(t => CeilToMinute(t))
+            .Where(t => t <= latest)
+            .Prepend(earliest)
+            .Distinct()
+            .Order()
+            .Take(MaxCandidates);
+
+        var found = new List<BookableWindow>();
+        foreach (var ticks in candidates)
+        {
+            var start = new DateTimeOffset(ticks, TimeSpan.Zero);
+            var end = start + search.Duration;
+            var decision = Allocator.Decide(pool, new PlacementRequest(search.GpuCount, start, end, search.SingleFabricIsland, search.HoldbackGpus));
+            if (decision.Placement is { } placement)
+            {
+                found.Add(new BookableWindow(start, end, placement));
+                if (found.Count == search.Limit)
+                {
+                    break;
+                }
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>The latest end a lease can be extended to on the same GPUs, not past <paramref name="limit"/>.</summary>
+    public static DateTimeOffset LatestExtension(PoolOccupancy pool, Guid leaseId, DateTimeOffset limit)
+    {
+        var lease = pool.Lease(leaseId) ?? throw new ArgumentException($"Lease {leaseId} is not in the pool.", nameof(leaseId));
+        var latest = limit.UtcTicks;
+        foreach (var gpus in lease.Gpus)
+        {
+            if (!pool.IsAllocatable(pool.PositionOf(gpus.NodeId)))
+            {
+                // A draining or failed node keeps its leases to their end but takes no more time.
+                return lease.End;
+            }
+
+            latest = Math.Min(latest, pool.NextBusyStart(gpus.NodeId, gpus.Mask, lease.End.UtcTicks, leaseId));
+        }
+
+        return new DateTimeOffset(Math.Max(latest, lease.End.UtcTicks), TimeSpan.Zero);
+    }
+
+    private static long CeilToMinute(long ticks) => (ticks + TimeSpan.TicksPerMinute - 1) / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute;
+}
