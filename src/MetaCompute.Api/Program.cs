@@ -2,8 +2,11 @@ using MetaCompute.Api.Admin;
 using MetaCompute.Api.Auth;
 using MetaCompute.Api.Catalog;
 using MetaCompute.Api.Data;
+using MetaCompute.Api.Events;
 using MetaCompute.Api.Health;
 using MetaCompute.Api.Infrastructure;
+using MetaCompute.Api.Offerings;
+using MetaCompute.Api.Reservations;
 using MetaCompute.Api.Tenants;
 using Scalar.AspNetCore;
 
@@ -43,12 +46,16 @@ var v1 = app.MapGroup("/v1")
     .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
 v1.MapCatalogEndpoints();
+v1.MapOfferingEndpoints();
 
 var tenant = v1.MapGroup("").RequireAuthorization(CallerClaims.TenantPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
 tenant.MapTenantSelfEndpoints();
+tenant.MapReservationEndpoints();
+tenant.MapEventEndpoints();
 
 var admin = v1.MapGroup("/admin").RequireAuthorization(CallerClaims.OperatorPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
 admin.MapTenantAdminEndpoints();
+admin.MapQuotaAdminEndpoints();
 admin.MapNodeAdminEndpoints();
 
 app.MapHealthEndpoints();

@@ -82,6 +82,21 @@ public static class Allocator
             : PlaceOnOneNode(pool, request.GpuCount, masks, freeNodesPerIsland);
     }
 
+    /// <summary>GPUs on allocatable nodes free for the whole of <c>[start, end)</c>, counting <paramref name="ignoring"/>'s own as free.</summary>
+    public static int FreeGpus(PoolOccupancy pool, DateTimeOffset start, DateTimeOffset end, Guid? ignoring = null)
+    {
+        var free = 0;
+        for (var pos = 0; pos < pool.NodeCount; pos++)
+        {
+            if (pool.IsAllocatable(pos))
+            {
+                free += BitOperations.PopCount(pool.FreeMask(pos, start.UtcTicks, end.UtcTicks, ignoring));
+            }
+        }
+
+        return free;
+    }
+
     private static PlacementDecision PlaceWholeNodes(PoolOccupancy pool, PlacementRequest request, byte[] masks, int[] freeNodesPerIsland,
         int[] freeNodesPerRack)
     {

@@ -14,6 +14,14 @@ public sealed class MetaComputeDbContext(DbContextOptions<MetaComputeDbContext> 
     public DbSet<Pool> Pools => Set<Pool>();
     public DbSet<Tenant> Tenants => Set<Tenant>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<TenantQuota> TenantQuotas => Set<TenantQuota>();
+    public DbSet<Reservation> Reservations => Set<Reservation>();
+    public DbSet<Lease> Leases => Set<Lease>();
+    public DbSet<Allocation> Allocations => Set<Allocation>();
+    public DbSet<Event> Events => Set<Event>();
+    public DbSet<IdempotencyRecord> IdempotencyKeys => Set<IdempotencyRecord>();
+    public DbSet<PoolChange> PoolChanges => Set<PoolChange>();
+    public DbSet<ServiceSecret> ServiceSecrets => Set<ServiceSecret>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -49,6 +49,13 @@ public static class ServiceSetup
             .AddPolicy(CallerClaims.OperatorPolicy, p => p.RequireRole(CallerClaims.OperatorRole))
             .AddPolicy(CallerClaims.TenantPolicy, p => p.RequireRole(CallerClaims.TenantRole).RequireClaim(CallerClaims.TenantId));
 
+        services.AddSingleton<Scheduling.PoolOccupancyCache>();
+        services.AddSingleton<Offerings.OfferingTokens>();
+        services.AddScoped<Idempotency.IdempotentRequest>();
+        services.Configure<Reservations.QuotaOptions>(configuration.GetSection("Quotas"));
+        services.Configure<Maintenance.RetentionOptions>(configuration.GetSection("Retention"));
+        services.AddHostedService<Maintenance.RetentionService>();
+
         services.AddPerApiKeyRateLimiting(configuration);
         services.AddMetaComputeOpenApi();
         services.AddMetaComputeHealthChecks();

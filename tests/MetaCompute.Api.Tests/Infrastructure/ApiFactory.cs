@@ -60,12 +60,13 @@ public class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     /// <summary>Builds the template by starting the real app once against it: real migrations, real seeding.</summary>
     private static async Task BuildTemplateAsync(string connectionString)
     {
-        await using var factory = new TemplateFactory(connectionString);
+        await using var factory = new Replica(connectionString);
         using var client = factory.CreateClient();
         (await client.GetAsync("/health/ready")).EnsureSuccessStatusCode();
     }
 
-    private sealed class TemplateFactory(string connectionString) : WebApplicationFactory<Program>
+    /// <summary>Another instance of the service on the same database, as a second API replica would be.</summary>
+    public sealed class Replica(string connectionString) : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
@@ -89,6 +90,18 @@ public class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     }
 
     public HttpClient OperatorClient() => ClientWithKey(OperatorKey);
+
+    public async Task<T> ScalarAsync<T>(string sql, params object[] parameters)
+    {
+        await using var connection = await OpenConnectionAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
 
     /// <summary>Creates a tenant and a key for it through the operator API, as an operator would.</summary>
     public async Task<TestTenant> CreateTenantAsync(string? name = null, TenantKind kind = TenantKind.External)

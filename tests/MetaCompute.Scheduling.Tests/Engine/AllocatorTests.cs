@@ -94,7 +94,7 @@ public sealed class AllocatorTests
     {
         var pool = WithIslands(4, 4);
         pool.Book(Request(32, 0, 5));
-        var windows = Windows.Find(pool, new WindowSearch(16, TimeSpan.FromHours(2), T0, T0.AddHours(24), Limit: 3));
+        var windows = BookableWindows.Find(pool, new WindowSearch(16, TimeSpan.FromHours(2), T0, T0.AddHours(24), Limit: 3));
         Assert.Equal(T0.AddHours(5), windows[0].Start);
         Assert.Equal(T0.AddHours(7), windows[0].End);
         Assert.Single(windows);
@@ -106,7 +106,7 @@ public sealed class AllocatorTests
         var pool = WithIslands(4, 1);
         var lease = pool.Book(Request(8, 0, 4));
         pool.Book(Request(8, 10, 12));
-        Assert.Equal(T0.AddHours(10), Windows.LatestExtension(pool, lease, T0.AddHours(100)));
-        Assert.Equal(T0.AddHours(6), Windows.LatestExtension(pool, lease, T0.AddHours(6)));
+        Assert.Equal(T0.AddHours(10), BookableWindows.LatestExtension(pool, lease, T0.AddHours(100)));
+        Assert.Equal(T0.AddHours(6), BookableWindows.LatestExtension(pool, lease, T0.AddHours(6)));
     }
 }

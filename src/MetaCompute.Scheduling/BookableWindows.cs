@@ -12,7 +12,7 @@ public sealed record WindowSearch(
 
 public sealed record BookableWindow(DateTimeOffset Start, DateTimeOffset End, Placement Placement);
 
-public static class Windows
+public static class BookableWindows
 {
     /// <summary>At most this many candidate starts are tried, so a crowded pool cannot make one query slow.</summary>
     public const int MaxCandidates = 512;

@@ -1,0 +1,83 @@
+using FluentValidation;
+using MetaCompute.Api.Data;
+
+namespace MetaCompute.Api.Reservations;
+
+public sealed record PlacementWish(bool? SingleFabricIsland);
+
+/// <summary>Book by <c>offeringId</c>, or by spec: pool, GPU count, start (omitted: now), duration or end, tier, placement.</summary>
+public sealed record CreateReservationRequest(
+    string? OfferingId,
+    string? PoolId,
+    int? GpuCount,
+    DateTimeOffset? StartAt,
+    int? DurationHours,
+    DateTimeOffset? EndAt,
+    ReservationTier? Tier,
+    PlacementWish? Placement);
+
+public sealed record ExtendReservationRequest(int AdditionalHours);
+
+public sealed record ListReservationsQuery(string? Status, string? PoolId, int? Limit, string? PageToken);
+
+public sealed record PriceResponse(decimal PricePerGpuHour, decimal Total, string Currency);
+
+public sealed record LeaseNodeResponse(string NodeId, string Hostname, string FabricIsland, string Rack, IReadOnlyList<int> GpuIndices);
+
+public sealed record LeaseResponse(string Id, DateTimeOffset StartAt, DateTimeOffset EndAt, IReadOnlyList<LeaseNodeResponse> Nodes);
+
+public sealed record ReservationResponse(
+    string Id,
+    ReservationStatus Status,
+    string PoolId,
+    ReservationTier Tier,
+    int GpuCount,
+    DateTimeOffset StartAt,
+    DateTimeOffset EndAt,
+    PriceResponse Price,
+    LeaseResponse? Lease,
+    bool SingleFabricIsland,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? CancelledAt);
+
+public sealed class CreateReservationRequestValidator : AbstractValidator<CreateReservationRequest>
+{
+    public CreateReservationRequestValidator()
+    {
+        When(r => r.OfferingId is not null, () =>
+        {
+            RuleFor(r => r.OfferingId).NotEmpty();
+            RuleFor(r => r).Must(r => r.PoolId is null && r.GpuCount is null && r.StartAt is null && r.DurationHours is null && r.EndAt is null)
+                .OverridePropertyName("offeringId")
+                .WithMessage("Send either an offeringId or a spec (poolId, gpuCount, …), not both.");
+            RuleFor(r => r.Tier).Must(t => t is null or ReservationTier.Reserved).WithMessage("An offering is booked as a reserved block.");
+        }).Otherwise(() =>
+        {
+            RuleFor(r => r.PoolId).NotEmpty();
+            RuleFor(r => r.GpuCount).NotNull().GreaterThan(0);
+            RuleFor(r => r.DurationHours).NotNull().When(r => r.EndAt is null).WithMessage("Give durationHours or endAt.");
+            RuleFor(r => r.DurationHours).Null().When(r => r.EndAt is not null).WithMessage("Give durationHours or endAt, not both.");
+            RuleFor(r => r.DurationHours).GreaterThan(0);
+            RuleFor(r => r.EndAt).GreaterThan(r => r.StartAt!.Value).When(r => r.StartAt is not null && r.EndAt is not null)
+                .WithMessage("endAt must be after startAt.");
+            RuleFor(r => r.Tier).IsInEnum();
+        });
+    }
+}
+
+public sealed class ExtendReservationRequestValidator : AbstractValidator<ExtendReservationRequest>
+{
+    public ExtendReservationRequestValidator() => RuleFor(r => r.AdditionalHours).InclusiveBetween(1, 24 * 366);
+}
+
+public sealed class ListReservationsQueryValidator : AbstractValidator<ListReservationsQuery>
+{
+    public ListReservationsQueryValidator()
+    {
+        RuleFor(q => q.Limit).InclusiveBetween(1, Infrastructure.Paging.MaxLimit);
+        RuleFor(q => q.Status).Must(s => s is null || Infrastructure.WireEnum.TryParse<ReservationStatus>(s, out _))
+            .WithMessage($"Use one of: {Infrastructure.WireEnum.Allowed<ReservationStatus>()}.");
+        RuleFor(q => q.PageToken).Must(t => Infrastructure.Paging.TryDecode(t, out var key) && (key is null || Guid.TryParse(key, out _)))
+            .WithMessage("The page token is not one this API issued.");
+    }
+}

@@ -1,0 +1,334 @@
+using System.Security.Claims;
+using MetaCompute.Api.Auth;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Events;
+using MetaCompute.Api.Idempotency;
+using MetaCompute.Api.Infrastructure;
+using MetaCompute.Api.Offerings;
+using MetaCompute.Api.Scheduling;
+using MetaCompute.Scheduling;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace MetaCompute.Api.Reservations;
+
+/// <summary>
+/// A tenant's reservations. Every mutation runs under an Idempotency-Key in one transaction that also takes the pool's
+/// lock, so the capacity check, the quota check and the allocation rows are one atomic step.
+/// </summary>
+public static class ReservationEndpoints
+{
+    public const string InsufficientCapacityType = Problems.BaseUri + "insufficient-capacity";
+    public const string InvalidStateType = Problems.BaseUri + "invalid-reservation-state";
+    public const string ExtensionNotPossibleType = Problems.BaseUri + "extension-not-possible";
+    public const string OfferingExpiredType = Problems.BaseUri + "offering-expired";
+
+    /// <summary>How many alternatives a 409 for capacity suggests, and how far ahead it looks for them.</summary>
+    public const int AlternativeCount = 3;
+
+    public static RouteGroupBuilder MapReservationEndpoints(this RouteGroupBuilder tenant)
+    {
+        var reservations = tenant.MapGroup("/reservations").WithTags("Reservations");
+        reservations.MapPost("", CreateReservation).WithName("createReservation")
+            .WithSummary("Reserve GPUs, by offering id or by spec; requires an Idempotency-Key")
+            .Produces<ReservationResponse>(StatusCodes.Status201Created)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        reservations.MapGet("", ListReservations).WithName("listReservations").WithSummary("List the calling tenant's reservations")
+            .ProducesValidationProblem();
+        reservations.MapGet("/{reservationId}", GetReservation).WithName("getReservation")
+            .WithSummary("Get a reservation and its lease").ProducesProblem(StatusCodes.Status404NotFound);
+        reservations.MapPost("/{reservationId}/cancel", CancelReservation).WithName("cancelReservation")
+            .WithSummary("Cancel: before the start everything is released; after it, the GPUs are freed from now")
+            .Produces<ReservationResponse>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        reservations.MapPost("/{reservationId}/extend", ExtendReservation).WithName("extendReservation")
+            .WithSummary("Extend on the same GPUs, or 409 saying the longest extension possible")
+            .Produces<ReservationResponse>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        return tenant;
+    }
+
+    public static async Task<IResult> CreateReservation(CreateReservationRequest request, HttpContext http, ClaimsPrincipal user,
+        MetaComputeDbContext db, IdempotentRequest idempotent, PoolOccupancyCache occupancy, OfferingTokens tokens,
+        IOptions<QuotaOptions> quotas, TimeProvider time)
+    {
+        var ct = http.RequestAborted;
+        var tenantId = user.TenantIdOf();
+        var tenantKind = await db.Tenants.Where(t => t.Id == tenantId).Select(t => t.Kind).SingleAsync(ct);
+        var now = time.GetUtcNow();
+
+        BookingSpec spec;
+        if (request.OfferingId is not null)
+        {
+            var terms = await tokens.ReadAsync(request.OfferingId, ct);
+            if (terms is null)
+            {
+                return Problems.Invalid("offeringId", "This is not an offering id this API issued.");
+            }
+
+            if (terms.ExpiresAt < now)
+            {
+                return TypedResults.Problem(title: "Offering expired", statusCode: StatusCodes.Status409Conflict, type: OfferingExpiredType,
+                    detail: $"The offering expired at {terms.ExpiresAt:O}; ask for offerings again.");
+            }
+
+            var offeredPool = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == terms.PoolId, ct);
+            var tier = tenantKind == TenantKind.Internal ? ReservationTier.Internal : ReservationTier.Reserved;
+            spec = new BookingSpec(offeredPool, tier, terms.GpuCount, terms.StartAt, terms.EndAt, terms.SingleFabricIsland);
+        }
+        else
+        {
+            var pool = await db.Pools.AsNoTracking().FirstOrDefaultAsync(p => p.Id == request.PoolId, ct);
+            if (pool is null)
+            {
+                return Problems.NotFound($"Pool '{request.PoolId}'");
+            }
+
+            var (resolved, errors) = BookingRules.Resolve(request, pool, tenantKind, now);
+            if (resolved is null)
+            {
+                return TypedResults.ValidationProblem(errors, title: "The request is not valid.", type: Problems.ValidationFailedType);
+            }
+
+            spec = resolved;
+        }
+
+        return await idempotent.RunAsync(http, tenantId, request, (txNow, txCt) =>
+            occupancy.LockedAsync(db, spec.Pool.Id, index => BookAsync(db, index, tokens, quotas.Value, tenantId, spec, txNow, txCt), txCt));
+    }
+
+    private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, QuotaOptions quotas,
+        Guid tenantId, BookingSpec spec, DateTimeOffset now, CancellationToken ct)
+    {
+        var (limit, peak) = await Quotas.CheckAsync(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount, ct);
+        if (peak > limit)
+        {
+            return Outcome.Problem(StatusCodes.Status409Conflict, Quotas.ExceededType, "Quota exceeded",
+                $"This reservation would bring your concurrent GPUs in {spec.Pool.Id} to {peak}; your quota is {limit}.",
+                new Dictionary<string, object?> { ["quota"] = limit, ["requestedPeak"] = peak });
+        }
+
+        var holdback = BookingRules.HoldbackFor(spec.Pool, spec.Tier);
+        var decision = Allocator.Decide(index, new PlacementRequest(spec.GpuCount, spec.StartAt, spec.EndAt, spec.SingleFabricIsland, holdback));
+        if (decision.Placement is not { } placement)
+        {
+            var duration = spec.EndAt - spec.StartAt;
+            var horizon = now.AddDays(spec.Pool.Rules.MaxStartAheadDays);
+            var latest = spec.StartAt + OfferingEndpoints.DefaultSearchSpan;
+            var windows = BookableWindows.Find(index, new WindowSearch(spec.GpuCount, duration, spec.StartAt.AddMinutes(1),
+                latest < horizon ? latest : horizon, spec.SingleFabricIsland, holdback, AlternativeCount));
+            var alternatives = await OfferingEndpoints.ToOfferingsAsync(db, tokens, spec.Pool,
+                spec.Tier == ReservationTier.Internal ? ReservationTier.Internal : ReservationTier.Reserved, windows, spec.SingleFabricIsland, now, ct);
+            return Outcome.Problem(StatusCodes.Status409Conflict, InsufficientCapacityType, "Insufficient capacity",
+                $"{spec.Pool.Id} cannot place {spec.GpuCount} GPUs from {spec.StartAt:O} to {spec.EndAt:O}: {decision.Failure}.",
+                new Dictionary<string, object?> { ["reason"] = decision.Failure.ToString(), ["alternatives"] = alternatives });
+        }
+
+        var price = Pricing.PricePerGpuHour(spec.Pool.Prices, spec.Tier);
+        var reservation = new Reservation
+        {
+            Id = Guid.CreateVersion7(now),
+            TenantId = tenantId,
+            PoolId = spec.Pool.Id,
+            Tier = spec.Tier,
+            Status = ReservationStatus.Scheduled,
+            GpuCount = spec.GpuCount,
+            StartAt = spec.StartAt,
+            EndAt = spec.EndAt,
+            SingleFabricIsland = spec.SingleFabricIsland,
+            PricePerGpuHour = price,
+            TotalPrice = Pricing.Total(price, spec.GpuCount, spec.StartAt, spec.EndAt),
+            Currency = Pricing.Currency,
+            CreatedAt = now,
+            UpdatedAt = now,
+            Lease = new Lease { Id = Guid.CreateVersion7(now), PoolId = spec.Pool.Id, StartAt = spec.StartAt, EndAt = spec.EndAt, CreatedAt = now },
+        };
+        db.Reservations.Add(reservation);
+        db.Append(EventTypes.ReservationScheduled, tenantId, reservation.Id, now, new
+        {
+            poolId = spec.Pool.Id,
+            tier = WireEnum.Name(spec.Tier),
+            gpuCount = spec.GpuCount,
+            startAt = spec.StartAt,
+            endAt = spec.EndAt,
+            leaseId = reservation.Lease.Id,
+            nodeIds = placement.Gpus.Select(g => g.NodeId),
+        });
+        await db.SaveChangesAsync(ct);
+        await AllocationWriter.InsertAsync(db, spec.Pool.Id, reservation.Lease.Id, spec.StartAt, spec.EndAt, placement.Gpus, now, ct);
+
+        var response = await ReservationViews.ToResponseAsync(db, reservation, ct);
+        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}");
+    }
+
+    public static async Task<Results<Ok<Page<ReservationResponse>>, ValidationProblem>> ListReservations([AsParameters] ListReservationsQuery query,
+        ClaimsPrincipal user, MetaComputeDbContext db, CancellationToken ct)
+    {
+        var tenantId = user.TenantIdOf();
+        Paging.TryDecode(query.PageToken, out var after);
+        var limit = Paging.Limit(query.Limit);
+        var reservations = db.Reservations.AsNoTracking().Include(r => r.Lease).Where(r => r.TenantId == tenantId);
+        if (WireEnum.TryParse<ReservationStatus>(query.Status, out var status))
+        {
+            reservations = reservations.Where(r => r.Status == status);
+        }
+
+        if (query.PoolId is not null)
+        {
+            reservations = reservations.Where(r => r.PoolId == query.PoolId);
+        }
+
+        if (after is not null)
+        {
+            var afterId = Guid.Parse(after);
+            reservations = reservations.Where(r => r.Id.CompareTo(afterId) > 0);
+        }
+
+        var rows = await reservations.OrderBy(r => r.Id).Take(limit + 1).ToListAsync(ct);
+        var responses = await ReservationViews.ToResponsesAsync(db, rows.Take(limit).ToList(), ct);
+        var next = rows.Count > limit ? Paging.Encode(rows[limit - 1].Id.ToString()) : null;
+        return TypedResults.Ok(new Page<ReservationResponse>(responses, next));
+    }
+
+    public static async Task<Results<Ok<ReservationResponse>, ProblemHttpResult>> GetReservation(Guid reservationId, ClaimsPrincipal user,
+        MetaComputeDbContext db, HttpContext http, CancellationToken ct)
+    {
+        var tenantId = user.TenantIdOf();
+        var reservation = await db.Reservations.AsNoTracking().Include(r => r.Lease)
+            .FirstOrDefaultAsync(r => r.Id == reservationId && r.TenantId == tenantId, ct);
+        if (reservation is null)
+        {
+            return Problems.NotFound($"Reservation '{reservationId}'");
+        }
+
+        http.Response.Headers.ETag = ETags.Format(reservation.Version);
+        return TypedResults.Ok(await ReservationViews.ToResponseAsync(db, reservation, ct));
+    }
+
+    public static async Task<IResult> CancelReservation(Guid reservationId, HttpContext http, ClaimsPrincipal user, MetaComputeDbContext db,
+        IdempotentRequest idempotent, PoolOccupancyCache occupancy)
+    {
+        var tenantId = user.TenantIdOf();
+        return await idempotent.RunAsync(http, tenantId, null, async (now, ct) =>
+        {
+            var reservation = await db.Reservations.Include(r => r.Lease).FirstOrDefaultAsync(r => r.Id == reservationId && r.TenantId == tenantId, ct);
+            if (reservation is null)
+            {
+                return NotFound(reservationId);
+            }
+
+            if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
+            {
+                return InvalidState(reservation, now, "cancelled");
+            }
+
+            var lease = reservation.Lease;
+            return await occupancy.LockedAsync(db, reservation.PoolId, async index =>
+            {
+                var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
+                var beforeStart = now < reservation.StartAt;
+                if (beforeStart)
+                {
+                    await AllocationWriter.DeleteAsync(db, reservation.PoolId, lease.Id, now, ct);
+                }
+                else
+                {
+                    await AllocationWriter.SetEndAsync(db, reservation.PoolId, hold, now, now, ct);
+                    lease.EndAt = now;
+                }
+
+                reservation.Status = ReservationStatus.Cancelled;
+                reservation.CancelledAt = now;
+                reservation.UpdatedAt = now;
+                db.Append(EventTypes.ReservationCancelled, tenantId, reservation.Id, now, new
+                {
+                    leaseId = lease.Id,
+                    released = beforeStart ? "all" : "from_now",
+                    releasedAt = now,
+                });
+                await db.SaveChangesAsync(ct);
+                return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
+            }, ct);
+        });
+    }
+
+    public static async Task<IResult> ExtendReservation(Guid reservationId, ExtendReservationRequest request, HttpContext http, ClaimsPrincipal user,
+        MetaComputeDbContext db, IdempotentRequest idempotent, PoolOccupancyCache occupancy, IOptions<QuotaOptions> quotas)
+    {
+        var tenantId = user.TenantIdOf();
+        return await idempotent.RunAsync(http, tenantId, request, async (now, ct) =>
+        {
+            var reservation = await db.Reservations.Include(r => r.Lease).FirstOrDefaultAsync(r => r.Id == reservationId && r.TenantId == tenantId, ct);
+            if (reservation is null)
+            {
+                return NotFound(reservationId);
+            }
+
+            if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
+            {
+                return InvalidState(reservation, now, "extended");
+            }
+
+            var pool = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == reservation.PoolId, ct);
+            var lease = reservation.Lease;
+            var oldEnd = reservation.EndAt;
+            var newEnd = oldEnd.AddHours(request.AdditionalHours);
+            return await occupancy.LockedAsync(db, pool.Id, async index =>
+            {
+                var holdback = BookingRules.HoldbackFor(pool, reservation.Tier);
+                var limit = reservation.StartAt.AddHours(pool.Rules.MaxDurationHours);
+                var latest = BookableWindows.LatestExtension(index, lease.Id, limit);
+                var soldOut = Allocator.FreeGpus(index, oldEnd, newEnd, lease.Id) - holdback < reservation.GpuCount;
+                if (newEnd > latest || soldOut)
+                {
+                    var maxHours = soldOut ? 0 : (int)Math.Floor((latest - oldEnd).TotalHours);
+                    return Outcome.Problem(StatusCodes.Status409Conflict, ExtensionNotPossibleType, "Extension not possible",
+                        $"The same GPUs are free for at most {maxHours} more hours (the pool's maximum duration included).",
+                        new Dictionary<string, object?> { ["maxAdditionalHours"] = maxHours });
+                }
+
+                var (quota, peak) = await Quotas.CheckAsync(db, quotas.Value, tenantId, pool.Id, oldEnd, newEnd, reservation.GpuCount, ct);
+                if (peak > quota)
+                {
+                    return Outcome.Problem(StatusCodes.Status409Conflict, Quotas.ExceededType, "Quota exceeded",
+                        $"The extension would bring your concurrent GPUs in {pool.Id} to {peak}; your quota is {quota}.",
+                        new Dictionary<string, object?> { ["quota"] = quota, ["requestedPeak"] = peak });
+                }
+
+                await AllocationWriter.SetEndAsync(db, pool.Id, index.Lease(lease.Id)!, newEnd, now, ct);
+                lease.EndAt = newEnd;
+                reservation.EndAt = newEnd;
+                reservation.TotalPrice += Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
+                reservation.UpdatedAt = now;
+                db.Append(EventTypes.ReservationExtended, tenantId, reservation.Id, now, new
+                {
+                    leaseId = lease.Id,
+                    previousEndAt = oldEnd,
+                    endAt = newEnd,
+                    additionalHours = request.AdditionalHours,
+                });
+                await db.SaveChangesAsync(ct);
+                return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
+            }, ct);
+        });
+    }
+
+    private static Outcome NotFound(Guid reservationId) =>
+        Outcome.Problem(StatusCodes.Status404NotFound, Problems.NotFoundType, "Not found", $"Reservation '{reservationId}' was not found.");
+
+    private static Outcome InvalidState(Reservation reservation, DateTimeOffset now, string verb) =>
+        Outcome.Problem(StatusCodes.Status409Conflict, InvalidStateType, "Invalid reservation state",
+            reservation.EndAt <= now && reservation.Status is ReservationStatus.Scheduled or ReservationStatus.Active
+                ? $"The reservation ended at {reservation.EndAt:O} and cannot be {verb}."
+                : $"The reservation is {WireEnum.Name(reservation.Status)} and cannot be {verb}.");
+}

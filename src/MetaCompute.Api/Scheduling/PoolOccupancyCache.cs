@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using MetaCompute.Api.Data;
+using MetaCompute.Scheduling;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace MetaCompute.Api.Scheduling;
+
+/// <summary>
+/// Keeps each pool's occupancy index in memory and current. A booking never reads a whole pool's allocations: under
+/// the pool's lock it reads the change-log entries since the version its index knows and applies them. The index is
+/// only ever changed from committed log entries, so a rolled-back decision leaves no trace in it.
+/// </summary>
+public sealed class PoolOccupancyCache(TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, Entry> _pools = new();
+
+    /// <summary>
+    /// Serialises allocation in the pool across every process (invariant 2): takes the pool's transaction-scoped
+    /// advisory lock inside the caller's open transaction, catches the index up, and runs <paramref name="decide"/>.
+    /// The lock is held until the caller's transaction ends.
+    /// </summary>
+    public Task<T> LockedAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, Task<T>> decide, CancellationToken ct) =>
+        WithIndexAsync(db, poolId, takeLock: true, decide, ct);
+
+    /// <summary>A read of the pool's occupancy (offerings, availability) without the pool's lock.</summary>
+    public Task<T> ReadAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, T> read, CancellationToken ct) =>
+        WithIndexAsync(db, poolId, takeLock: false, index => Task.FromResult(read(index)), ct);
+
+    private async Task<T> WithIndexAsync<T>(MetaComputeDbContext db, string poolId, bool takeLock, Func<PoolOccupancy, Task<T>> use,
+        CancellationToken ct)
+    {
+        var entry = _pools.GetOrAdd(poolId, _ => new Entry());
+        // The in-process gate protects the index object; the advisory lock is what serialises across processes.
+        await entry.Gate.WaitAsync(ct);
+        try
+        {
+            var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+            if (takeLock)
+            {
+                await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PoolLockKey(poolId)})", ct);
+                entry.Index = await CatchUpAsync(connection, db, poolId, entry.Index, ct);
+                return await use(entry.Index);
+            }
+
+            // A read without the lock still needs the version and the holds from one snapshot.
+            await using var snapshot = db.Database.CurrentTransaction is null
+                ? await db.Database.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct)
+                : null;
+            entry.Index = await CatchUpAsync(connection, db, poolId, entry.Index, ct);
+            var result = await use(entry.Index);
+            if (snapshot is not null)
+            {
+                await snapshot.CommitAsync(ct);
+            }
+
+            return result;
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>The advisory-lock key of a pool: a stable 64-bit hash of its id.</summary>
+    public static long PoolLockKey(string poolId)
+    {
+        // FNV-1a: stable across processes and .NET versions, unlike string.GetHashCode.
+        var hash = 14695981039346656037UL;
+        foreach (var c in "pool:" + poolId)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+
+        return (long)hash;
+    }
+
+    private async Task<PoolOccupancy> CatchUpAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, PoolOccupancy? index,
+        CancellationToken ct)
+    {
+        if (index is not null)
+        {
+            var changes = await db.PoolChanges.AsNoTracking()
+                .Where(c => c.PoolId == poolId && c.Version > index.Version)
+                .OrderBy(c => c.Version)
+                .ToListAsync(ct);
+            // A gap means the log was pruned past what this index knows: rebuild instead.
+            if (changes.Count == 0 || changes[0].Version == index.Version + 1)
+            {
+                foreach (var change in changes)
+                {
+                    Apply(index, change);
+                }
+
+                if (changes.Count > 0)
+                {
+                    index.Version = changes[^1].Version;
+                }
+
+                index.Forget(time.GetUtcNow().AddMinutes(-1));
+                return index;
+            }
+        }
+
+        return await LoadAsync(connection, db, poolId, ct);
+    }
+
+    private static void Apply(PoolOccupancy index, PoolChange change)
+    {
+        var gpus = change.NodeIds.Zip(change.GpuMasks, (node, mask) => new NodeGpus(node, (byte)mask)).ToList();
+        index.SetLease(new LeaseHold(change.LeaseId, change.StartAt, change.EndAt, gpus));
+    }
+
+    /// <summary>Builds the index from the nodes and the holds that have not ended; done once per pool per process.</summary>
+    private async Task<PoolOccupancy> LoadAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, CancellationToken ct)
+    {
+        var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
+        var nodes = await db.Nodes.AsNoTracking().Where(n => n.PoolId == poolId)
+            .Select(n => new NodeSpec(n.Id, n.IslandId, n.RackId, n.State == NodeState.Healthy))
+            .ToListAsync(ct);
+        var index = new PoolOccupancy(nodes) { Version = version };
+
+        await using var command = new NpgsqlCommand("""
+            SELECT a.lease_id, lower(a.period), upper(a.period), a.node_id, bit_or(1 << g.index)::smallint
+            FROM allocations a
+            JOIN gpus g ON g.id = a.gpu_id
+            JOIN nodes n ON n.id = a.node_id
+            WHERE n.pool_id = $1 AND upper(a.period) > $2
+            GROUP BY a.lease_id, a.period, a.node_id
+            ORDER BY a.lease_id, a.node_id
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = poolId });
+        command.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow() });
+        var holds = new Dictionary<Guid, (DateTimeOffset Start, DateTimeOffset End, List<NodeGpus> Gpus)>();
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var lease = reader.GetGuid(0);
+                if (!holds.TryGetValue(lease, out var hold))
+                {
+                    hold = (reader.GetFieldValue<DateTimeOffset>(1), reader.GetFieldValue<DateTimeOffset>(2), []);
+                    holds[lease] = hold;
+                }
+
+                hold.Gpus.Add(new NodeGpus(reader.GetInt32(3), (byte)reader.GetInt16(4)));
+            }
+        }
+
+        foreach (var (lease, hold) in holds)
+        {
+            index.SetLease(new LeaseHold(lease, hold.Start, hold.End, hold.Gpus));
+        }
+
+        return index;
+    }
+
+    /// <summary>Drops every cached index (tests that rewrite tables behind the service's back).</summary>
+    public void Clear() => _pools.Clear();
+
+    private sealed class Entry
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public PoolOccupancy? Index { get; set; }
+    }
+}

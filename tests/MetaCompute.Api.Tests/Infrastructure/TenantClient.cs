@@ -1,0 +1,37 @@
+using System.Net.Http.Json;
+using MetaCompute.Api.Reservations;
+
+namespace MetaCompute.Api.Tests.Infrastructure;
+
+/// <summary>Tenant calls as a client library would make them: every mutation with an Idempotency-Key.</summary>
+public static class TenantClient
+{
+    public static Task<HttpResponseMessage> PostIdempotentAsync(this HttpClient client, string path, object? body, string? key = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Content = body is null ? null : JsonContent.Create(body, options: Json.Options),
+        };
+        request.Headers.Add("Idempotency-Key", key ?? Guid.NewGuid().ToString());
+        return client.SendAsync(request);
+    }
+
+    public static Task<HttpResponseMessage> ReserveAsync(this HttpClient client, object body, string? key = null) =>
+        client.PostIdempotentAsync("/v1/reservations", body, key);
+
+    public static async Task<ReservationResponse> ReadReservationAsync(this HttpResponseMessage response)
+    {
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+
+        return (await response.Content.ReadFromJsonAsync<ReservationResponse>(Json.Options))!;
+    }
+
+    /// <summary>Pairs of allocations of one GPU whose periods overlap; the exclusion constraint should make this always 0.</summary>
+    public const string OverlapSql = """
+        SELECT count(*) FROM allocations a JOIN allocations b
+          ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period
+        """;
+}
