@@ -288,10 +288,16 @@ public static class ReservationEndpoints
                 var holdback = BookingRules.HoldbackFor(pool, reservation.Tier);
                 var limit = reservation.StartAt.AddHours(pool.Rules.MaxDurationHours);
                 var latest = BookableWindows.LatestExtension(index, lease.Id, limit);
-                var soldOut = Allocator.FreeGpus(index, oldEnd, newEnd, lease.Id) - holdback < reservation.GpuCount;
-                if (newEnd > latest || soldOut)
+                bool Sellable(DateTimeOffset end) => Allocator.FreeGpus(index, oldEnd, end, lease.Id) - holdback >= reservation.GpuCount;
+                if (newEnd > latest || !Sellable(newEnd))
                 {
-                    var maxHours = soldOut ? 0 : (int)Math.Floor((latest - oldEnd).TotalHours);
+                    // The longest whole-hour extension that keeps both the same GPUs and the pool's holdback.
+                    var maxHours = (int)Math.Floor((latest - oldEnd).TotalHours);
+                    while (maxHours > 0 && !Sellable(oldEnd.AddHours(maxHours)))
+                    {
+                        maxHours--;
+                    }
+
                     return Outcome.Problem(StatusCodes.Status409Conflict, ExtensionNotPossibleType, "Extension not possible",
                         $"The same GPUs are free for at most {maxHours} more hours (the pool's maximum duration included).",
                         new Dictionary<string, object?> { ["maxAdditionalHours"] = maxHours });

@@ -1,0 +1,165 @@
+using System.Net;
+using System.Net.Http.Json;
+using MetaCompute.Api.Reservations;
+using MetaCompute.Api.Tests.Infrastructure;
+
+namespace MetaCompute.Api.Tests;
+
+/// <summary>Owns the B200 pool (whole nodes) of its database: the races and the sold-out cases.</summary>
+public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private const string Pool = "eu-dublin-1-b200";
+
+    /// <summary>Healthy GPUs minus the first-party holdback: what the pool may sell to tenants.</summary>
+    private async Task<int> SellableGpusAsync() => (int)await api.ScalarAsync<long>("""
+        SELECT (SELECT count(*) * 8 FROM nodes WHERE pool_id = $1 AND state = 'Healthy') - (SELECT rules_holdback_gpus FROM pools WHERE id = $1)
+        """, Pool);
+
+    [Fact]
+    public async Task Parallel_bookings_for_room_for_exactly_k_give_k_created_and_the_rest_409_with_no_overlap()
+    {
+        var sellable = await SellableGpusAsync();
+        var size = sellable / 3 / 8 * 8;
+        var fits = sellable / size;
+        var tenant = await api.CreateTenantAsync();
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(3).ToString("O");
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            client.ReserveAsync(new { poolId = Pool, gpuCount = size, startAt = start, durationHours = 4, tier = "reserved" })));
+
+        Assert.DoesNotContain(responses, r => (int)r.StatusCode >= 500);
+        Assert.Equal(fits, responses.Count(r => r.StatusCode == HttpStatusCode.Created));
+        foreach (var refused in responses.Where(r => r.StatusCode != HttpStatusCode.Created))
+        {
+            await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
+        }
+
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+        Assert.Equal((long)fits * size, await api.ScalarAsync<long>("""
+            SELECT count(*) FROM allocations a JOIN leases l ON l.id = a.lease_id JOIN reservations r ON r.id = l.reservation_id WHERE r.tenant_id = $1
+            """, Guid.Parse(tenant.Id)));
+    }
+
+    [Fact]
+    public async Task A_sold_out_window_is_409_with_alternatives_that_start_when_capacity_frees_up()
+    {
+        var sellable = await SellableGpusAsync();
+        var tenant = await api.CreateTenantAsync();
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(10);
+        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        var maxPerReservation = 128;
+        for (var left = sellable; left > 0; left -= maxPerReservation)
+        {
+            var take = Math.Min(maxPerReservation, left);
+            (await client.ReserveAsync(new { poolId = Pool, gpuCount = take, startAt = start, durationHours = 4, tier = "reserved" })).EnsureSuccessStatusCode();
+        }
+
+        var refused = await client.ReserveAsync(new { poolId = Pool, gpuCount = 16, startAt = start.AddHours(1), durationHours = 2, tier = "reserved" });
+
+        var problem = await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
+        var alternatives = problem.GetProperty("alternatives").EnumerateArray().ToList();
+        Assert.InRange(alternatives.Count, 1, 3);
+        Assert.Equal(start.AddHours(4), alternatives[0].GetProperty("startAt").GetDateTimeOffset());
+
+        var booked = await client.ReserveAsync(new { offeringId = alternatives[0].GetProperty("offeringId").GetString() });
+        Assert.Equal(HttpStatusCode.Created, booked.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_extension_runs_up_to_the_next_booking_of_the_same_gpus()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(20);
+        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        var sellable = await SellableGpusAsync();
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        var ids = new List<string>();
+        // Fill the pool for [start, start+4h) and again for [start+6h, start+10h): the same placement takes the same GPUs.
+        foreach (var from in new[] { start, start.AddHours(6) })
+        {
+            for (var left = sellable; left > 0; left -= 128)
+            {
+                var r = await (await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, left), startAt = from, durationHours = 4, tier = "reserved" }))
+                    .ReadReservationAsync();
+                ids.Add(r.Id);
+            }
+        }
+
+        var first = ids[0];
+        var tooLong = await client.PostIdempotentAsync($"/v1/reservations/{first}/extend", new { additionalHours = 3 });
+        var problem = await tooLong.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.ExtensionNotPossibleType);
+        Assert.Equal(2, problem.GetProperty("maxAdditionalHours").GetInt32());
+
+        var ok = await (await client.PostIdempotentAsync($"/v1/reservations/{first}/extend", new { additionalHours = 2 })).ReadReservationAsync();
+        Assert.Equal(start.AddHours(6), ok.EndAt);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+    }
+
+    [Fact]
+    public async Task The_quota_caps_concurrent_gpus_over_the_whole_window()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 16 })).EnsureSuccessStatusCode();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(30);
+        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+
+        (await client.ReserveAsync(new { poolId = Pool, gpuCount = 16, startAt = start.AddHours(2), durationHours = 2, tier = "reserved" })).EnsureSuccessStatusCode();
+        var overlapping = await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 3, tier = "reserved" });
+        var problem = await overlapping.AssertProblemAsync(HttpStatusCode.Conflict, Quotas.ExceededType);
+        Assert.Equal(16, problem.GetProperty("quota").GetInt32());
+
+        var before = await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 2, tier = "reserved" });
+        Assert.Equal(HttpStatusCode.Created, before.StatusCode);
+    }
+
+    [Fact]
+    public async Task Parallel_bookings_within_a_quota_never_exceed_it()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 24 })).EnsureSuccessStatusCode();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(40).ToString("O");
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ =>
+            client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 2, tier = "reserved" })));
+        Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(5, responses.Count(r => r.StatusCode == HttpStatusCode.Conflict));
+    }
+
+    [Fact]
+    public async Task A_second_replica_sees_the_first_replicas_bookings_through_the_change_log()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        await using var replica = new ApiFactory.Replica(api.ConnectionString);
+        using var first = api.ClientWithKey(tenant.ApiKey);
+        using var second = replica.CreateClient();
+        second.DefaultRequestHeaders.Authorization = new("Bearer", tenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(50);
+        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        object Block(int gpus) => new { poolId = Pool, gpuCount = gpus, startAt = start, durationHours = 2, tier = "reserved" };
+
+        // The replica builds its index first, then the first instance sells everything else.
+        (await second.ReserveAsync(Block(8))).EnsureSuccessStatusCode();
+        var sellable = await SellableGpusAsync() - 8;
+        for (var left = sellable; left > 0; left -= 128)
+        {
+            (await first.ReserveAsync(Block(Math.Min(128, left)))).EnsureSuccessStatusCode();
+        }
+
+        var refused = await second.ReserveAsync(Block(8));
+        await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+    }
+}
