@@ -156,6 +156,10 @@ public sealed class PoolOccupancy
 
     internal bool IsAllocatable(int pos) => _allocatable[pos];
 
+    /// <summary>Whether all of <paramref name="mask"/>'s GPUs on the node are free for the whole of <c>[start, end)</c>.</summary>
+    public bool IsFree(int nodeId, byte mask, DateTimeOffset start, DateTimeOffset end) =>
+        (FreeMask(_positionOfNode[nodeId], start.UtcTicks, end.UtcTicks) & mask) == mask;
+
     /// <summary>GPUs of the node at <paramref name="pos"/> free for the whole of <c>[start, end)</c>.</summary>
     internal byte FreeMask(int pos, long start, long end, Guid? ignoring = null)
     {
