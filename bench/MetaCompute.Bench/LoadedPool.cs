@@ -4,7 +4,7 @@ using MetaCompute.Simulation.Inventory;
 namespace MetaCompute.Bench;
 
 /// <summary>
-/// A pool of the given size already carrying leases: a mix of single GPUs and multi-node blocks, 1–72 h long,
+/// A pool of the given size already carrying leases: mostly GPUs of one node, some 1–4 node blocks, 1–48 h long,
 /// starting over the next 30 days. Holds are placed by a fast random fill (not the allocator) so a million-GPU pool
 /// with two million leases builds in seconds; it only has to be a realistic occupancy to decide against.
 /// </summary>
@@ -20,19 +20,20 @@ public static class LoadedPool
         var random = new Random(seed);
         var placed = 0;
         var attempts = 0;
-        while (placed < leases && attempts < leases * 4)
+        while (placed < leases && attempts < leases * 8)
         {
             attempts++;
             var start = Now.AddHours(random.Next(0, 30 * 24));
-            var end = start.AddHours(random.Next(1, 73));
-            var small = random.NextDouble() < 0.5;
-            var nodeCount = small ? 1 : random.Next(1, 9);
+            var end = start.AddHours(random.Next(1, 49));
+            var small = random.NextDouble() < 0.8;
+            var nodeCount = small ? 1 : random.Next(1, 5);
             var first = random.Next(0, nodes.Length - nodeCount);
             var held = new List<NodeGpus>();
             for (var i = 0; i < nodeCount; i++)
             {
                 var node = nodes[first + i].NodeId;
-                var mask = small ? (byte)(((1 << random.Next(1, 8)) - 1) << random.Next(0, 1)) : PoolOccupancy.FullNode;
+                var width = random.Next(1, 9);
+                var mask = small ? (byte)(((1 << width) - 1) << random.Next(0, 9 - width)) : PoolOccupancy.FullNode;
                 held.Add(new NodeGpus(node, mask));
             }
 

@@ -36,7 +36,7 @@ public sealed class PoolOccupancy
     public const byte FullNode = 0xFF;
 
     private readonly Dictionary<int, int> _positionOfNode = [];
-    private readonly List<Busy>[] _busy;
+    private readonly NodeTimeline[] _busy;
     private readonly bool[] _allocatable;
     private readonly Dictionary<Guid, LeaseHold> _leases = [];
 
@@ -45,7 +45,7 @@ public sealed class PoolOccupancy
         var ordered = nodes.OrderBy(n => n.IslandId).ThenBy(n => n.RackId).ThenBy(n => n.NodeId).ToArray();
         NodeIds = ordered.Select(n => n.NodeId).ToArray();
         _allocatable = ordered.Select(n => n.Allocatable).ToArray();
-        _busy = ordered.Select(_ => new List<Busy>()).ToArray();
+        _busy = ordered.Select(_ => new NodeTimeline()).ToArray();
 
         // Islands and racks become dense ranges of positions, so the allocator can walk them without lookups.
         IslandIds = ordered.Select(n => n.IslandId).Distinct().ToArray();
@@ -114,7 +114,7 @@ public sealed class PoolOccupancy
         {
             if (_positionOfNode.TryGetValue(gpus.NodeId, out var pos))
             {
-                _busy[pos].Add(new Busy(lease.Start.UtcTicks, lease.End.UtcTicks, gpus.Mask, lease.LeaseId));
+                _busy[pos].Add(lease.Start.UtcTicks, lease.End.UtcTicks, gpus.Mask, lease.LeaseId);
             }
         }
     }
@@ -130,7 +130,7 @@ public sealed class PoolOccupancy
         {
             if (_positionOfNode.TryGetValue(gpus.NodeId, out var pos))
             {
-                _busy[pos].RemoveAll(b => b.Lease == leaseId);
+                _busy[pos].Remove(leaseId);
             }
         }
 
@@ -161,53 +161,13 @@ public sealed class PoolOccupancy
         (FreeMask(_positionOfNode[nodeId], start.UtcTicks, end.UtcTicks) & mask) == mask;
 
     /// <summary>GPUs of the node at <paramref name="pos"/> free for the whole of <c>[start, end)</c>.</summary>
-    internal byte FreeMask(int pos, long start, long end, Guid? ignoring = null)
-    {
-        var busy = 0;
-        var list = _busy[pos];
-        for (var i = 0; i < list.Count; i++)
-        {
-            var b = list[i];
-            if (b.Start < end && b.End > start && b.Lease != ignoring)
-            {
-                busy |= b.Mask;
-                if (busy == FullNode)
-                {
-                    break;
-                }
-            }
-        }
-
-        return (byte)~busy;
-    }
+    internal byte FreeMask(int pos, long start, long end, Guid? ignoring = null) => (byte)~_busy[pos].BusyMask(start, end, ignoring);
 
     /// <summary>Earliest start at or after <paramref name="from"/> of another hold on any of <paramref name="mask"/>'s GPUs.</summary>
-    internal long NextBusyStart(int nodeId, byte mask, long from, Guid ignoring)
-    {
-        var next = long.MaxValue;
-        foreach (var b in _busy[_positionOfNode[nodeId]])
-        {
-            if (b.Lease != ignoring && (b.Mask & mask) != 0 && b.End > from)
-            {
-                next = Math.Min(next, Math.Max(b.Start, from));
-            }
-        }
-
-        return next;
-    }
+    internal long NextBusyStart(int nodeId, byte mask, long from, Guid ignoring) =>
+        _busy[_positionOfNode[nodeId]].NextBusyStart(mask, from, ignoring);
 
     internal int PositionOf(int nodeId) => _positionOfNode[nodeId];
 
-    internal IEnumerable<long> BusyEnds()
-    {
-        foreach (var list in _busy)
-        {
-            foreach (var b in list)
-            {
-                yield return b.End;
-            }
-        }
-    }
-
-    private readonly record struct Busy(long Start, long End, byte Mask, Guid Lease);
+    internal IEnumerable<long> BusyEnds() => _busy.SelectMany(b => b.Ends());
 }
