@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+// An HTTP load driver: each of N connections books a reservation (with its own Idempotency-Key), then cancels it,
+// for a fixed time, against a loopback MetaCompute. Usage:
+//   MetaCompute.LoadDriver <baseUrl> <apiKey> <poolId> [connections=32] [seconds=60] [gpuCount=1]
+if (args.Length < 3)
+{
+    Console.Error.WriteLine("usage: MetaCompute.LoadDriver <baseUrl> <apiKey> <poolId> [connections] [seconds] [gpuCount]");
+    return 2;
+}
+
+var baseUrl = new Uri(args[0]);
+if (!baseUrl.IsLoopback)
+{
+    Console.Error.WriteLine("The load driver only targets loopback addresses.");
+    return 2;
+}
+
+var key = args[1];
+var pool = args[2];
+var connections = args.Length > 3 ? int.Parse(args[3]) : 32;
+var seconds = args.Length > 4 ? int.Parse(args[4]) : 60;
+var gpuCount = args.Length > 5 ? int.Parse(args[5]) : 1;
+
+using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
+using var http = new HttpClient(handler) { BaseAddress = baseUrl, Timeout = TimeSpan.FromSeconds(30) };
+http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+
+var bookLatencies = new List<double>[connections];
+var statuses = new Dictionary<int, int>[connections];
+using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+var clock = Stopwatch.StartNew();
+var workers = Enumerable.Range(0, connections).Select(async w =>
+{
+    bookLatencies[w] = [];
+    statuses[w] = [];
+    while (!stop.IsCancellationRequested)
+    {
+        var sw = Stopwatch.StartNew();
+        var book = await SendAsync("/v1/reservations", new { poolId = pool, gpuCount, durationHours = 1 });
+        var elapsed = sw.Elapsed.TotalMilliseconds;
+        Count(w, book.StatusCode);
+        if (book.StatusCode == HttpStatusCode.Created)
+        {
+            bookLatencies[w].Add(elapsed);
+            var id = JsonDocument.Parse(await book.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString();
+            var cancel = await SendAsync($"/v1/reservations/{id}/cancel", null);
+            Count(w, cancel.StatusCode);
+        }
+    }
+}).ToArray();
+await Task.WhenAll(workers);
+var wall = clock.Elapsed.TotalSeconds;
+
+var all = bookLatencies.SelectMany(l => l).Order().ToArray();
+var byStatus = statuses.SelectMany(s => s).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Sum(kv => kv.Value));
+Console.WriteLine($"connections={connections} seconds={wall:F1} reservations={all.Length} reservations_per_second={all.Length / wall:F1} " +
+                  $"book_p50_ms={P(0.50):F2} book_p99_ms={P(0.99):F2} " +
+                  $"status_counts={string.Join(',', byStatus.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}:{kv.Value}"))} " +
+                  $"server_errors={byStatus.Where(kv => kv.Key >= 500).Sum(kv => kv.Value)}");
+return 0;
+
+double P(double q) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)Math.Ceiling(q * all.Length) - 1)];
+
+void Count(int worker, HttpStatusCode status) =>
+    statuses[worker][(int)status] = statuses[worker].GetValueOrDefault((int)status) + 1;
+
+async Task<HttpResponseMessage> SendAsync(string path, object? body)
+{
+    var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = body is null ? null : JsonContent.Create(body) };
+    request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString());
+    try
+    {
+        return await http.SendAsync(request, CancellationToken.None);
+    }
+    catch (HttpRequestException)
+    {
+        return new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+    }
+}

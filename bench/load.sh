@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end load: the Release API on a throwaway PostgreSQL (durable settings), 32 connections booking and
+# cancelling for 60 s, then the overlap check, then a raw-SQL baseline with pgbench inserting and deleting the same
+# allocation rows with the same client count and time, in the same run. Everything is on loopback and stops itself.
+# Usage: bench/load.sh [seconds=60] [connections=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"; connections="${2:-32}"
+pool="us-ohio-1-h100"
+bin="$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")"
+dir="$(mktemp -d /tmp/metacompute-load-XXXX)"
+port=$((20000 + RANDOM % 10000)); api_port=$((30000 + RANDOM % 10000))
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w \
+  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200" start >/dev/null
+api_pid=""
+cleanup() {
+  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+  as_pg "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+dotnet build -c Release src/MetaCompute.Api >/dev/null
+dotnet build -c Release bench/MetaCompute.LoadDriver >/dev/null
+cs="Host=127.0.0.1;Port=$port;Username=postgres;Database=metacompute;Maximum Pool Size=64"
+export ConnectionStrings__Postgres="$cs" Serilog__MinimumLevel__Default=Warning \
+  RateLimiting__PermitsPerSecond=1000000 RateLimiting__Burst=1000000 \
+  Bootstrap__DemoTenants__0__Name=load-test Bootstrap__DemoTenants__0__ApiKey=mc_load_test_key
+dotnet src/MetaCompute.Api/bin/Release/net10.0/MetaCompute.Api.dll --urls "http://127.0.0.1:$api_port" > "$dir/api.log" 2>&1 &
+api_pid=$!
+for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$api_port/health/ready" >/dev/null && break; sleep 1; done
+
+echo "## API: book + cancel, $connections connections, $seconds s"
+dotnet bench/MetaCompute.LoadDriver/bin/Release/net10.0/MetaCompute.LoadDriver.dll "http://127.0.0.1:$api_port" mc_load_test_key "$pool" "$connections" "$seconds"
+kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=""
+
+psql_() { as_pg psql -h 127.0.0.1 -p "$port" -U postgres -d metacompute -Atc "$1"; }
+echo "overlapping_allocation_pairs=$(psql_ "SELECT count(*) FROM allocations a JOIN allocations b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period")"
+
+lease="$(psql_ "SELECT id FROM leases LIMIT 1")"
+first="$(psql_ "SELECT min(id) FROM nodes WHERE pool_id = '$pool'")"; last="$(psql_ "SELECT max(id) FROM nodes WHERE pool_id = '$pool'")"
+cat > "$dir/baseline.sql" <<SQL
+\set node random($first, $last)
+\set idx random(0, 7)
+\set off random(1, 100000000)
+BEGIN;
+INSERT INTO allocations (lease_id, gpu_id, node_id, period) VALUES ('$lease', :node * 8 + :idx, :node,
+  tstzrange(timestamptz '2030-01-01' + :off * interval '1 minute', timestamptz '2030-01-01' + (:off + 60) * interval '1 minute'));
+DELETE FROM allocations WHERE lease_id = '$lease' AND gpu_id = :node * 8 + :idx
+  AND lower(period) = timestamptz '2030-01-01' + :off * interval '1 minute';
+END;
+SQL
+chmod 644 "$dir/baseline.sql"
+echo "## raw SQL baseline (pgbench): insert + delete one allocation row per transaction, $connections clients, $seconds s"
+as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c "$connections" -j 2 -T "$seconds" -f "$dir/baseline.sql" metacompute \
+  | grep -E "number of transactions actually processed|latency average|tps|failed"
