@@ -122,3 +122,30 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(0L, await api.ScalarAsync<long>("SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", tenantId));
     }
 }
+
+public sealed class IdempotencyInFlightTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    [Fact]
+    public async Task A_key_whose_first_request_is_still_running_elsewhere_is_409_with_retry_after()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        // Another replica mid-transaction on this key holds the key's transaction lock; take it the same way.
+        var lockKey = BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{tenant.Id}:busy")));
+        await using var other = await api.OpenConnectionAsync();
+        await using var tx = await other.BeginTransactionAsync();
+        await using (var take = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_xact_lock({lockKey})", other, tx))
+        {
+            await take.ExecuteNonQueryAsync();
+        }
+
+        var response = await client.ReserveAsync(new { poolId = "us-ohio-1-h100", gpuCount = 1, durationHours = 1 }, key: "busy");
+
+        await response.AssertProblemAsync(HttpStatusCode.Conflict, IdempotentRequest.KeyInFlightType);
+        Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+        await tx.RollbackAsync();
+        var retried = await client.ReserveAsync(new { poolId = "us-ohio-1-h100", gpuCount = 1, durationHours = 1 }, key: "busy");
+        Assert.Equal(HttpStatusCode.Created, retried.StatusCode);
+        Assert.Equal(1L, await api.ScalarAsync<long>("SELECT count(*) FROM reservations WHERE tenant_id = $1", Guid.Parse(tenant.Id)));
+    }
+}

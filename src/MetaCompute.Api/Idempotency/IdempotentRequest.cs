@@ -3,11 +3,12 @@ using System.Text;
 using System.Text.Json;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Infrastructure;
-using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
+using MetaCompute.Api.Scheduling;
+using MetaCompute.Scheduling;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Npgsql;
+using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace MetaCompute.Api.Idempotency;
 
@@ -29,21 +30,18 @@ public sealed record Outcome(int Status, object Body, string? Location = null)
 /// <summary>
 /// Runs a tenant's mutating request at most once per <c>Idempotency-Key</c> (IETF draft semantics): the same key and
 /// body replay the stored status and body; the same key with another body is 422; a key whose first request is still
-/// running is 409; a missing key is 400. The key row is written in the same transaction as the effect, so a 2xx means
-/// both committed. Serialization failures and deadlocks are retried; exclusion violations too, once the pool's index has
-/// caught up, and then surface as 409.
+/// running is 409; a missing key is 400. The effect runs in its pool's decider, and the key row is written in the
+/// same transaction as the effect, so a 2xx means both committed.
 /// </summary>
-public sealed class IdempotentRequest(MetaComputeDbContext db, TimeProvider time, IOptions<JsonOptions> json, ILogger<IdempotentRequest> logger)
+public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions> json)
 {
     public const string HeaderName = "Idempotency-Key";
     public const string KeyReusedType = Problems.BaseUri + "idempotency-key-reused";
     public const string KeyInFlightType = Problems.BaseUri + "idempotency-key-in-flight";
     public const string KeyMissingType = Problems.BaseUri + "idempotency-key-missing";
-    private const int MaxAttempts = 3;
 
-    public async Task<IResult> RunAsync(HttpContext http, Guid tenantId, object? request, Func<DateTimeOffset, CancellationToken, Task<Outcome>> effect)
+    public async Task<IResult> RunAsync(HttpContext http, Guid tenantId, object? request, string poolId, PoolEffect effect)
     {
-        var ct = http.RequestAborted;
         string? key = http.Request.Headers[HeaderName];
         if (string.IsNullOrWhiteSpace(key) || key.Length > 255)
         {
@@ -54,90 +52,83 @@ public sealed class IdempotentRequest(MetaComputeDbContext db, TimeProvider time
                 extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [HeaderName] = ["Required."] } });
         }
 
-        var hash = RequestHash(http, request);
-        for (var attempt = 1; ; attempt++)
-        {
-            db.ChangeTracker.Clear();
-            await using var tx = await db.Database.BeginTransactionAsync(ct);
-            try
-            {
-                var lockKey = BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{tenantId}:{key}")));
-                var acquired = await db.Database.SqlQuery<bool>($"SELECT pg_try_advisory_xact_lock({lockKey}) AS \"Value\"").SingleAsync(ct);
-                if (!acquired)
-                {
-                    http.Response.Headers.RetryAfter = "1";
-                    return TypedResults.Problem(title: "Request in flight",
-                        detail: "A request with this Idempotency-Key is still being processed; retry shortly to get its answer.",
-                        statusCode: StatusCodes.Status409Conflict, type: KeyInFlightType);
-                }
-
-                var stored = await db.IdempotencyKeys.AsNoTracking().FirstOrDefaultAsync(k => k.TenantId == tenantId && k.Key == key, ct);
-                if (stored is not null)
-                {
-                    await tx.RollbackAsync(ct);
-                    return stored.RequestHash.AsSpan().SequenceEqual(hash)
-                        ? new ReplayResult(stored.ResponseStatus, stored.ResponseBody, stored.Location)
-                        : TypedResults.Problem(title: "Idempotency-Key reused",
-                            detail: "This Idempotency-Key was used with a different request; use a new key for a new request.",
-                            statusCode: StatusCodes.Status422UnprocessableEntity, type: KeyReusedType);
-                }
-
-                var now = time.GetUtcNow();
-                var outcome = await effect(now, ct);
-                var body = JsonSerializer.Serialize(outcome.Body, outcome.Body.GetType(), json.Value.SerializerOptions);
-                db.IdempotencyKeys.Add(new IdempotencyRecord
-                {
-                    TenantId = tenantId,
-                    Key = key,
-                    RequestHash = hash,
-                    ResponseStatus = outcome.Status,
-                    ResponseBody = body,
-                    Location = outcome.Location,
-                    CreatedAt = now,
-                });
-                await db.SaveChangesAsync(ct);
-                await tx.CommitAsync(ct);
-                return new ReplayResult(outcome.Status, body, outcome.Location, replayed: false);
-            }
-            catch (Exception e) when (attempt < MaxAttempts && IsRetryable(e))
-            {
-                logger.LogInformation("Retrying after {SqlState} (attempt {Attempt})", (e.InnerException as PostgresException ?? e as PostgresException)?.SqlState, attempt);
-                await tx.RollbackAsync(CancellationToken.None);
-            }
-        }
-    }
-
-    private static bool IsRetryable(Exception e)
-    {
-        var pg = e as PostgresException ?? e.InnerException as PostgresException;
-        return pg?.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.ExclusionViolation;
-    }
-
-    /// <summary>The method, the path and the body as the API parsed it, so formatting differences do not count.</summary>
-    private byte[] RequestHash(HttpContext http, object? request)
-    {
         var body = request is null ? "" : JsonSerializer.Serialize(request, request.GetType(), json.Value.SerializerOptions);
-        return SHA256.HashData(Encoding.UTF8.GetBytes($"{http.Request.Method} {http.Request.Path}\n{body}"));
+        // The method, the path and the body as the API parsed it, so formatting differences do not count.
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{http.Request.Method} {http.Request.Path}\n{body}"));
+        var result = await decider.SubmitAsync(poolId, new PoolWork(tenantId, key, hash, effect));
+        if (result is ReplayResult { InFlight: true })
+        {
+            http.Response.Headers.RetryAfter = "1";
+        }
+
+        return result;
     }
 
-    /// <summary>Writes a stored answer as it was first given; a replay says so in <c>Idempotent-Replayed</c>.</summary>
-    private sealed class ReplayResult(int status, string body, string? location, bool replayed = true) : IResult
+    /// <summary>
+    /// One request inside its pool's batch transaction: the in-flight check (a transaction-scoped advisory lock on the
+    /// key), the replay or reuse check, then the effect and the key row.
+    /// </summary>
+    internal static async Task<IResult> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index, PoolWork work, DateTimeOffset now,
+        JsonSerializerOptions json, CancellationToken ct)
     {
-        public async Task ExecuteAsync(HttpContext http)
+        var lockKey = BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{work.TenantId}:{work.Key}")));
+        if (!await db.Database.SqlQuery<bool>($"SELECT pg_try_advisory_xact_lock({lockKey}) AS \"Value\"").SingleAsync(ct))
         {
-            http.Response.StatusCode = status;
-            http.Response.ContentType = status >= 400 ? "application/problem+json" : "application/json";
-            if (location is not null)
-            {
-                http.Response.Headers.Location = location;
-            }
-
-            if (replayed)
-            {
-                http.Response.Headers["Idempotent-Replayed"] = "true";
-            }
-
-            await http.Response.WriteAsync(body);
+            return ReplayResult.Problem(StatusCodes.Status409Conflict, KeyInFlightType, "Request in flight",
+                "A request with this Idempotency-Key is still being processed; retry shortly to get its answer.", json, inFlight: true);
         }
+
+        var stored = await db.IdempotencyKeys.AsNoTracking().FirstOrDefaultAsync(k => k.TenantId == work.TenantId && k.Key == work.Key, ct);
+        if (stored is not null)
+        {
+            return stored.RequestHash.AsSpan().SequenceEqual(work.RequestHash)
+                ? new ReplayResult(stored.ResponseStatus, stored.ResponseBody, stored.Location, replayed: true)
+                : ReplayResult.Problem(StatusCodes.Status422UnprocessableEntity, KeyReusedType, "Idempotency-Key reused",
+                    "This Idempotency-Key was used with a different request; use a new key for a new request.", json);
+        }
+
+        var outcome = await work.Effect(db, index, now, ct);
+        var body = JsonSerializer.Serialize(outcome.Body, outcome.Body.GetType(), json);
+        db.IdempotencyKeys.Add(new IdempotencyRecord
+        {
+            TenantId = work.TenantId,
+            Key = work.Key,
+            RequestHash = work.RequestHash,
+            ResponseStatus = outcome.Status,
+            ResponseBody = body,
+            Location = outcome.Location,
+            CreatedAt = now,
+        });
+        await db.SaveChangesAsync(ct);
+        return new ReplayResult(outcome.Status, body, outcome.Location, replayed: false);
+    }
+}
+
+/// <summary>Writes an answer as it was first given; a replay says so in <c>Idempotent-Replayed</c>.</summary>
+internal sealed class ReplayResult(int status, string body, string? location, bool replayed) : IResult
+{
+    public bool InFlight { get; private init; }
+
+    public static ReplayResult Problem(int status, string type, string title, string detail, JsonSerializerOptions json, bool inFlight = false) =>
+        new(status, JsonSerializer.Serialize(new ProblemDetails { Status = status, Type = type, Title = title, Detail = detail }, json), null, false)
+        {
+            InFlight = inFlight,
+        };
+
+    public async Task ExecuteAsync(HttpContext http)
+    {
+        http.Response.StatusCode = status;
+        http.Response.ContentType = status >= 400 ? "application/problem+json" : "application/json";
+        if (location is not null)
+        {
+            http.Response.Headers.Location = location;
+        }
+
+        if (replayed)
+        {
+            http.Response.Headers["Idempotent-Replayed"] = "true";
+        }
+
+        await http.Response.WriteAsync(body);
     }
 }

@@ -50,6 +50,7 @@ public static class ServiceSetup
             .AddPolicy(CallerClaims.TenantPolicy, p => p.RequireRole(CallerClaims.TenantRole).RequireClaim(CallerClaims.TenantId));
 
         services.AddSingleton<Scheduling.PoolOccupancyCache>();
+        services.AddSingleton<Scheduling.PoolDecider>();
         services.AddSingleton<Offerings.OfferingTokens>();
         services.AddScoped<Idempotency.IdempotentRequest>();
         services.Configure<Reservations.QuotaOptions>(configuration.GetSection("Quotas"));

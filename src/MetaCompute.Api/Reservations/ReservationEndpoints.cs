@@ -103,8 +103,8 @@ public static class ReservationEndpoints
             spec = resolved;
         }
 
-        return await idempotent.RunAsync(http, tenantId, request, (txNow, txCt) =>
-            occupancy.LockedAsync(db, spec.Pool.Id, index => BookAsync(db, index, tokens, quotas.Value, tenantId, spec, txNow, txCt), txCt));
+        return await idempotent.RunAsync(http, tenantId, request, spec.Pool.Id,
+            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, quotas.Value, tenantId, spec, batchNow, batchCt));
     }
 
     private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, QuotaOptions quotas,
@@ -165,7 +165,7 @@ public static class ReservationEndpoints
             nodeIds = placement.Gpus.Select(g => g.NodeId),
         });
         await db.SaveChangesAsync(ct);
-        await AllocationWriter.InsertAsync(db, spec.Pool.Id, reservation.Lease.Id, spec.StartAt, spec.EndAt, placement.Gpus, now, ct);
+        await AllocationWriter.InsertAsync(db, index, spec.Pool.Id, reservation.Lease.Id, spec.StartAt, spec.EndAt, placement.Gpus, now, ct);
 
         var response = await ReservationViews.ToResponseAsync(db, reservation, ct);
         return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}");
@@ -216,63 +216,63 @@ public static class ReservationEndpoints
     }
 
     public static async Task<IResult> CancelReservation(Guid reservationId, HttpContext http, ClaimsPrincipal user, MetaComputeDbContext db,
-        IdempotentRequest idempotent, PoolOccupancyCache occupancy)
+        IdempotentRequest idempotent)
     {
         var tenantId = user.TenantIdOf();
-        return await idempotent.RunAsync(http, tenantId, null, async (now, ct) =>
+        var poolId = await PoolOfAsync(db, tenantId, reservationId, http.RequestAborted);
+        if (poolId is null)
         {
-            var reservation = await db.Reservations.Include(r => r.Lease).FirstOrDefaultAsync(r => r.Id == reservationId && r.TenantId == tenantId, ct);
-            if (reservation is null)
-            {
-                return NotFound(reservationId);
-            }
+            return Problems.NotFound($"Reservation '{reservationId}'");
+        }
 
+        return await idempotent.RunAsync(http, tenantId, null, poolId, async (db, index, now, ct) =>
+        {
+            var reservation = await db.Reservations.Include(r => r.Lease).SingleAsync(r => r.Id == reservationId, ct);
             if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
             {
                 return InvalidState(reservation, now, "cancelled");
             }
 
             var lease = reservation.Lease;
-            return await occupancy.LockedAsync(db, reservation.PoolId, async index =>
+            var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
+            var beforeStart = now < reservation.StartAt;
+            if (beforeStart)
             {
-                var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
-                var beforeStart = now < reservation.StartAt;
-                if (beforeStart)
-                {
-                    await AllocationWriter.DeleteAsync(db, reservation.PoolId, lease.Id, now, ct);
-                }
-                else
-                {
-                    await AllocationWriter.SetEndAsync(db, reservation.PoolId, hold, now, now, ct);
-                    lease.EndAt = now;
-                }
+                await AllocationWriter.DeleteAsync(db, index, poolId, lease.Id, now, ct);
+            }
+            else
+            {
+                await AllocationWriter.SetEndAsync(db, index, poolId, hold, now, now, ct);
+                lease.EndAt = now;
+            }
 
-                reservation.Status = ReservationStatus.Cancelled;
-                reservation.CancelledAt = now;
-                reservation.UpdatedAt = now;
-                db.Append(EventTypes.ReservationCancelled, tenantId, reservation.Id, now, new
-                {
-                    leaseId = lease.Id,
-                    released = beforeStart ? "all" : "from_now",
-                    releasedAt = now,
-                });
-                await db.SaveChangesAsync(ct);
-                return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
-            }, ct);
+            reservation.Status = ReservationStatus.Cancelled;
+            reservation.CancelledAt = now;
+            reservation.UpdatedAt = now;
+            db.Append(EventTypes.ReservationCancelled, tenantId, reservation.Id, now, new
+            {
+                leaseId = lease.Id,
+                released = beforeStart ? "all" : "from_now",
+                releasedAt = now,
+            });
+            await db.SaveChangesAsync(ct);
+            return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
         });
     }
 
     public static async Task<IResult> ExtendReservation(Guid reservationId, ExtendReservationRequest request, HttpContext http, ClaimsPrincipal user,
-        MetaComputeDbContext db, IdempotentRequest idempotent, PoolOccupancyCache occupancy, IOptions<QuotaOptions> quotas)
+        MetaComputeDbContext db, IdempotentRequest idempotent, IOptions<QuotaOptions> quotas)
     {
         var tenantId = user.TenantIdOf();
-        return await idempotent.RunAsync(http, tenantId, request, async (now, ct) =>
+        var poolId = await PoolOfAsync(db, tenantId, reservationId, http.RequestAborted);
+        if (poolId is null)
         {
-            var reservation = await db.Reservations.Include(r => r.Lease).FirstOrDefaultAsync(r => r.Id == reservationId && r.TenantId == tenantId, ct);
-            if (reservation is null)
-            {
-                return NotFound(reservationId);
-            }
+            return Problems.NotFound($"Reservation '{reservationId}'");
+        }
+
+        return await idempotent.RunAsync(http, tenantId, request, poolId, async (db, index, now, ct) =>
+        {
+            var reservation = await db.Reservations.Include(r => r.Lease).SingleAsync(r => r.Id == reservationId, ct);
 
             if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
             {
@@ -283,7 +283,6 @@ public static class ReservationEndpoints
             var lease = reservation.Lease;
             var oldEnd = reservation.EndAt;
             var newEnd = oldEnd.AddHours(request.AdditionalHours);
-            return await occupancy.LockedAsync(db, pool.Id, async index =>
             {
                 var holdback = BookingRules.HoldbackFor(pool, reservation.Tier);
                 var limit = reservation.StartAt.AddHours(pool.Rules.MaxDurationHours);
@@ -311,7 +310,7 @@ public static class ReservationEndpoints
                         new Dictionary<string, object?> { ["quota"] = quota, ["requestedPeak"] = peak });
                 }
 
-                await AllocationWriter.SetEndAsync(db, pool.Id, index.Lease(lease.Id)!, newEnd, now, ct);
+                await AllocationWriter.SetEndAsync(db, index, pool.Id, index.Lease(lease.Id)!, newEnd, now, ct);
                 lease.EndAt = newEnd;
                 reservation.EndAt = newEnd;
                 reservation.TotalPrice += Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
@@ -325,12 +324,13 @@ public static class ReservationEndpoints
                 });
                 await db.SaveChangesAsync(ct);
                 return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
-            }, ct);
+            }
         });
     }
 
-    private static Outcome NotFound(Guid reservationId) =>
-        Outcome.Problem(StatusCodes.Status404NotFound, Problems.NotFoundType, "Not found", $"Reservation '{reservationId}' was not found.");
+    /// <summary>The pool of the caller's own reservation, or null: another tenant's reservation is not found.</summary>
+    private static Task<string?> PoolOfAsync(MetaComputeDbContext db, Guid tenantId, Guid reservationId, CancellationToken ct) =>
+        db.Reservations.Where(r => r.Id == reservationId && r.TenantId == tenantId).Select(r => r.PoolId).FirstOrDefaultAsync(ct);
 
     private static Outcome InvalidState(Reservation reservation, DateTimeOffset now, string verb) =>
         Outcome.Problem(StatusCodes.Status409Conflict, InvalidStateType, "Invalid reservation state",

@@ -8,8 +8,9 @@ namespace MetaCompute.Api.Scheduling;
 
 /// <summary>
 /// Keeps each pool's occupancy index in memory and current. A booking never reads a whole pool's allocations: under
-/// the pool's lock it reads the change-log entries since the version its index knows and applies them. The index is
-/// only ever changed from committed log entries, so a rolled-back decision leaves no trace in it.
+/// the pool's lock it reads the change-log entries since the version its index knows and applies them. A batch of
+/// decisions applies its own holds as it writes them (later decisions in the batch must see earlier ones); a batch
+/// that fails drops the index, so nothing uncommitted survives in it.
 /// </summary>
 public sealed class PoolOccupancyCache(TimeProvider time)
 {
@@ -17,18 +18,43 @@ public sealed class PoolOccupancyCache(TimeProvider time)
 
     /// <summary>
     /// Serialises allocation in the pool across every process (invariant 2): takes the pool's transaction-scoped
-    /// advisory lock inside the caller's open transaction, catches the index up, and runs <paramref name="decide"/>.
-    /// The lock is held until the caller's transaction ends.
+    /// advisory lock inside the caller's open transaction, catches the index up and runs <paramref name="use"/>, which
+    /// must commit or roll back the transaction before it returns, so no other decision sees the index in between.
+    /// If <paramref name="use"/> throws, the index is dropped and rebuilt on the next use: it may hold holds that
+    /// never committed.
     /// </summary>
-    public Task<T> LockedAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, Task<T>> decide, CancellationToken ct) =>
-        WithIndexAsync(db, poolId, takeLock: true, decide, ct);
+    public async Task<T> LockedAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, Task<T>> use, CancellationToken ct)
+    {
+        var entry = _pools.GetOrAdd(poolId, _ => new Entry());
+        await entry.Gate.WaitAsync(ct);
+        try
+        {
+            await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PoolLockKey(poolId)})", ct);
+            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct);
+            return await use(entry.Index);
+        }
+        catch
+        {
+            entry.Index = null;
+            throw;
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>Drops a pool's index, so the next use rebuilds it from the database.</summary>
+    public void Invalidate(string poolId)
+    {
+        if (_pools.TryGetValue(poolId, out var entry))
+        {
+            entry.Index = null;
+        }
+    }
 
     /// <summary>A read of the pool's occupancy (offerings, availability) without the pool's lock.</summary>
-    public Task<T> ReadAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, T> read, CancellationToken ct) =>
-        WithIndexAsync(db, poolId, takeLock: false, index => Task.FromResult(read(index)), ct);
-
-    private async Task<T> WithIndexAsync<T>(MetaComputeDbContext db, string poolId, bool takeLock, Func<PoolOccupancy, Task<T>> use,
-        CancellationToken ct)
+    public async Task<T> ReadAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, T> read, CancellationToken ct)
     {
         var entry = _pools.GetOrAdd(poolId, _ => new Entry());
         // The in-process gate protects the index object; the advisory lock is what serialises across processes.
@@ -36,19 +62,12 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         try
         {
             var connection = (NpgsqlConnection)db.Database.GetDbConnection();
-            if (takeLock)
-            {
-                await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PoolLockKey(poolId)})", ct);
-                entry.Index = await CatchUpAsync(connection, db, poolId, entry.Index, ct);
-                return await use(entry.Index);
-            }
-
             // A read without the lock still needs the version and the holds from one snapshot.
             await using var snapshot = db.Database.CurrentTransaction is null
                 ? await db.Database.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct)
                 : null;
             entry.Index = await CatchUpAsync(connection, db, poolId, entry.Index, ct);
-            var result = await use(entry.Index);
+            var result = read(entry.Index);
             if (snapshot is not null)
             {
                 await snapshot.CommitAsync(ct);

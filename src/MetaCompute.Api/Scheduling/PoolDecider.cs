@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Idempotency;
+using MetaCompute.Scheduling;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
+
+namespace MetaCompute.Api.Scheduling;
+
+/// <summary>A use case that changes a pool's allocations, run inside its pool's batch transaction.</summary>
+public delegate Task<Outcome> PoolEffect(MetaComputeDbContext db, PoolOccupancy index, DateTimeOffset now, CancellationToken ct);
+
+public sealed record PoolWork(Guid TenantId, string Key, byte[] RequestHash, PoolEffect Effect)
+{
+    public TaskCompletionSource<IResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public int Attempts { get; set; }
+}
+
+/// <summary>
+/// One decider per pool per process. Allocation in a pool is serialised (invariant 2), and a commit's fsync under the
+/// pool's lock would cap a pool at one commit's latency per booking; so the decider takes whatever requests are queued
+/// and decides them in one transaction under one lock, each inside a savepoint so one failure undoes only itself, and
+/// commits once. Nobody is answered before that commit: a 2xx still means committed.
+/// </summary>
+public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache cache, TimeProvider time, IOptions<JsonOptions> json,
+    ILogger<PoolDecider> logger)
+{
+    /// <summary>Bounds one transaction's length, so a long queue is worked off in several commits.</summary>
+    public const int MaxBatch = 64;
+
+    private const int MaxAttempts = 3;
+    private readonly ConcurrentDictionary<string, Channel<PoolWork>> _queues = new();
+
+    public Task<IResult> SubmitAsync(string poolId, PoolWork work)
+    {
+        var queue = _queues.GetOrAdd(poolId, id =>
+        {
+            var channel = Channel.CreateUnbounded<PoolWork>(new UnboundedChannelOptions { SingleReader = true });
+            _ = Task.Run(() => RunAsync(id, channel));
+            return channel;
+        });
+        queue.Writer.TryWrite(work);
+        return work.Done.Task;
+    }
+
+    private async Task RunAsync(string poolId, Channel<PoolWork> channel)
+    {
+        while (await channel.Reader.WaitToReadAsync())
+        {
+            var batch = new List<PoolWork>();
+            while (batch.Count < MaxBatch && channel.Reader.TryRead(out var work))
+            {
+                batch.Add(work);
+            }
+
+            foreach (var again in await ExecuteBatchAsync(poolId, batch))
+            {
+                channel.Writer.TryWrite(again);
+            }
+        }
+    }
+
+    /// <summary>Decides a batch; answers every request in it, or hands back those worth another attempt.</summary>
+    private async Task<List<PoolWork>> ExecuteBatchAsync(string poolId, List<PoolWork> batch)
+    {
+        var retry = new List<PoolWork>();
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
+            await using var tx = await db.Database.BeginTransactionAsync();
+            var results = await cache.LockedAsync(db, poolId, async index =>
+            {
+                var now = time.GetUtcNow();
+                var answered = new List<(PoolWork Work, IResult Result)>();
+                var undone = false;
+                foreach (var work in batch)
+                {
+                    await db.Database.ExecuteSqlRawAsync("SAVEPOINT pool_work");
+                    try
+                    {
+                        answered.Add((work, await IdempotentRequest.ExecuteAsync(db, index, work, now, json.Value.SerializerOptions, CancellationToken.None)));
+                        await db.Database.ExecuteSqlRawAsync("RELEASE SAVEPOINT pool_work");
+                    }
+                    catch (Exception e)
+                    {
+                        await db.Database.ExecuteSqlRawAsync("ROLLBACK TO SAVEPOINT pool_work");
+                        undone = true;
+                        Fail(work, e, retry);
+                    }
+                    finally
+                    {
+                        db.ChangeTracker.Clear();
+                    }
+                }
+
+                var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version) ?? 0;
+                await tx.CommitAsync();
+                if (undone)
+                {
+                    // An undone request may have left a hold in the index that never committed.
+                    cache.Invalidate(poolId);
+                }
+                else
+                {
+                    index.Version = version;
+                }
+
+                return answered;
+            }, CancellationToken.None);
+
+            foreach (var (work, result) in results)
+            {
+                work.Done.TrySetResult(result);
+            }
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "A batch of {Count} decisions in {PoolId} failed as a whole", batch.Count, poolId);
+            foreach (var work in batch.Where(w => !w.Done.Task.IsCompleted && !retry.Contains(w)))
+            {
+                Fail(work, e, retry);
+            }
+        }
+
+        return retry;
+    }
+
+    /// <summary>Contention (serialization, deadlock, a conflicting hold) earns another attempt; anything else is the answer.</summary>
+    private static void Fail(PoolWork work, Exception e, List<PoolWork> retry)
+    {
+        var pg = e as PostgresException ?? e.InnerException as PostgresException;
+        var retryable = pg?.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+            or PostgresErrorCodes.ExclusionViolation;
+        if (retryable && ++work.Attempts < MaxAttempts)
+        {
+            retry.Add(work);
+        }
+        else
+        {
+            work.Done.TrySetException(e);
+        }
+    }
+}
