@@ -8,12 +8,17 @@ using MetaCompute.Scheduling;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace MetaCompute.Api.Idempotency;
 
-/// <summary>What a mutating use case answered: stored with the key, and replayed for the same key and body.</summary>
-public sealed record Outcome(int Status, object Body, string? Location = null)
+/// <summary>
+/// What a mutating use case answered: stored with the key, and replayed for the same key and body. Effects add their
+/// entities without saving; one save then writes them with the key row, and <see cref="AfterSave"/> runs the writes
+/// that need those rows to exist (allocations of a new lease).
+/// </summary>
+public sealed record Outcome(int Status, object Body, string? Location = null, Func<CancellationToken, Task>? AfterSave = null)
 {
     public static Outcome Problem(int status, string type, string title, string detail, IDictionary<string, object?>? extensions = null)
     {
@@ -72,17 +77,37 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
         JsonSerializerOptions json, CancellationToken ct)
     {
         var lockKey = BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{work.TenantId}:{work.Key}")));
-        if (!await db.Database.SqlQuery<bool>($"SELECT pg_try_advisory_xact_lock({lockKey}) AS \"Value\"").SingleAsync(ct))
+        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+        // The in-flight check and the lookup in one round trip.
+        await using var lookup = new NpgsqlCommand("""
+            SELECT pg_try_advisory_xact_lock($1), k.request_hash, k.response_status, k.response_body, k.location
+            FROM (SELECT 1) AS one LEFT JOIN idempotency_keys k ON k.tenant_id = $2 AND k.key = $3
+            """, connection)
+        {
+            Parameters = { new() { Value = lockKey }, new() { Value = work.TenantId }, new() { Value = work.Key } },
+        };
+        bool acquired;
+        (byte[] Hash, int Status, string Body, string? Location)? stored = null;
+        await using (var reader = await lookup.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            acquired = reader.GetBoolean(0);
+            if (!reader.IsDBNull(1))
+            {
+                stored = (reader.GetFieldValue<byte[]>(1), reader.GetInt32(2), reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4));
+            }
+        }
+
+        if (!acquired)
         {
             return ReplayResult.Problem(StatusCodes.Status409Conflict, KeyInFlightType, "Request in flight",
                 "A request with this Idempotency-Key is still being processed; retry shortly to get its answer.", json, inFlight: true);
         }
 
-        var stored = await db.IdempotencyKeys.AsNoTracking().FirstOrDefaultAsync(k => k.TenantId == work.TenantId && k.Key == work.Key, ct);
-        if (stored is not null)
+        if (stored is { } row)
         {
-            return stored.RequestHash.AsSpan().SequenceEqual(work.RequestHash)
-                ? new ReplayResult(stored.ResponseStatus, stored.ResponseBody, stored.Location, replayed: true)
+            return row.Hash.AsSpan().SequenceEqual(work.RequestHash)
+                ? new ReplayResult(row.Status, row.Body, row.Location, replayed: true)
                 : ReplayResult.Problem(StatusCodes.Status422UnprocessableEntity, KeyReusedType, "Idempotency-Key reused",
                     "This Idempotency-Key was used with a different request; use a new key for a new request.", json);
         }
@@ -100,6 +125,11 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
             CreatedAt = now,
         });
         await db.SaveChangesAsync(ct);
+        if (outcome.AfterSave is { } afterSave)
+        {
+            await afterSave(ct);
+        }
+
         return new ReplayResult(outcome.Status, body, outcome.Location, replayed: false);
     }
 }

@@ -51,6 +51,7 @@ public static class ServiceSetup
 
         services.AddSingleton<Scheduling.PoolOccupancyCache>();
         services.AddSingleton<Scheduling.PoolDecider>();
+        services.AddSingleton<Scheduling.NodeDirectory>();
         services.AddSingleton<Offerings.OfferingTokens>();
         services.AddScoped<Idempotency.IdempotentRequest>();
         services.Configure<Reservations.QuotaOptions>(configuration.GetSection("Quotas"));

@@ -1,5 +1,6 @@
 using MetaCompute.Api.Data;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace MetaCompute.Api.Reservations;
 
@@ -20,13 +21,34 @@ public static class Quotas
     public static async Task<(int Limit, int PeakWithRequest)> CheckAsync(MetaComputeDbContext db, QuotaOptions options, Guid tenantId,
         string poolId, DateTimeOffset start, DateTimeOffset end, int gpuCount, CancellationToken ct)
     {
-        var limit = await db.TenantQuotas.Where(q => q.TenantId == tenantId && q.PoolId == poolId)
-            .Select(q => (int?)q.MaxConcurrentGpus).FirstOrDefaultAsync(ct) ?? options.DefaultMaxConcurrentGpus;
-        var overlapping = await db.Reservations.AsNoTracking()
-            .Where(r => r.TenantId == tenantId && r.PoolId == poolId && r.StartAt < end && r.EndAt > start
-                        && (r.Status == ReservationStatus.Scheduled || r.Status == ReservationStatus.Active))
-            .Select(r => new { r.StartAt, r.EndAt, r.GpuCount })
-            .ToListAsync(ct);
+        // The quota and the overlapping reservations in one round trip.
+        await using var command = new NpgsqlCommand("""
+            SELECT coalesce((SELECT max_concurrent_gpus FROM tenant_quotas WHERE tenant_id = $1 AND pool_id = $2), $3),
+                   r.start_at, r.end_at, r.gpu_count
+            FROM (SELECT 1) AS one
+            LEFT JOIN reservations r ON r.tenant_id = $1 AND r.pool_id = $2 AND r.start_at < $5 AND r.end_at > $4
+                                    AND r.status IN ('Scheduled', 'Active')
+            """, (NpgsqlConnection)db.Database.GetDbConnection())
+        {
+            Parameters =
+            {
+                new() { Value = tenantId }, new() { Value = poolId }, new() { Value = options.DefaultMaxConcurrentGpus },
+                new() { Value = start }, new() { Value = end },
+            },
+        };
+        var limit = options.DefaultMaxConcurrentGpus;
+        var overlapping = new List<(DateTimeOffset StartAt, DateTimeOffset EndAt, int GpuCount)>();
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                limit = reader.GetInt32(0);
+                if (!reader.IsDBNull(1))
+                {
+                    overlapping.Add((reader.GetFieldValue<DateTimeOffset>(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt32(3)));
+                }
+            }
+        }
 
         // Sweep the window: the peak is reached at some reservation's start (or the window's).
         var changes = overlapping.SelectMany(r => new[] { (At: r.StartAt < start ? start : r.StartAt, Delta: r.GpuCount), (At: r.EndAt, Delta: -r.GpuCount) })

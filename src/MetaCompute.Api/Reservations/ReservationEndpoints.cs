@@ -59,7 +59,7 @@ public static class ReservationEndpoints
     }
 
     public static async Task<IResult> CreateReservation(CreateReservationRequest request, HttpContext http, ClaimsPrincipal user,
-        MetaComputeDbContext db, IdempotentRequest idempotent, PoolOccupancyCache occupancy, OfferingTokens tokens,
+        MetaComputeDbContext db, IdempotentRequest idempotent, OfferingTokens tokens, NodeDirectory nodes,
         IOptions<QuotaOptions> quotas, TimeProvider time)
     {
         var ct = http.RequestAborted;
@@ -104,10 +104,11 @@ public static class ReservationEndpoints
         }
 
         return await idempotent.RunAsync(http, tenantId, request, spec.Pool.Id,
-            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, quotas.Value, tenantId, spec, batchNow, batchCt));
+            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, nodes, quotas.Value, tenantId, spec, batchNow, batchCt));
     }
 
-    private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, QuotaOptions quotas,
+    private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, NodeDirectory nodes,
+        QuotaOptions quotas,
         Guid tenantId, BookingSpec spec, DateTimeOffset now, CancellationToken ct)
     {
         var (limit, peak) = await Quotas.CheckAsync(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount, ct);
@@ -164,11 +165,12 @@ public static class ReservationEndpoints
             leaseId = reservation.Lease.Id,
             nodeIds = placement.Gpus.Select(g => g.NodeId),
         });
-        await db.SaveChangesAsync(ct);
-        await AllocationWriter.InsertAsync(db, index, spec.Pool.Id, reservation.Lease.Id, spec.StartAt, spec.EndAt, placement.Gpus, now, ct);
-
-        var response = await ReservationViews.ToResponseAsync(db, reservation, ct);
-        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}");
+        var leaseId = reservation.Lease.Id;
+        var response = await ReservationViews.FromHoldAsync(db, nodes, reservation,
+            new LeaseHold(leaseId, spec.StartAt, spec.EndAt, placement.Gpus), ct);
+        // The allocation rows reference the lease, so they are written once the reservation and lease are saved.
+        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}",
+            afterCt => AllocationWriter.InsertAsync(db, index, spec.Pool.Id, leaseId, spec.StartAt, spec.EndAt, placement.Gpus, now, afterCt));
     }
 
     public static async Task<Results<Ok<Page<ReservationResponse>>, ValidationProblem>> ListReservations([AsParameters] ListReservationsQuery query,
@@ -216,7 +218,7 @@ public static class ReservationEndpoints
     }
 
     public static async Task<IResult> CancelReservation(Guid reservationId, HttpContext http, ClaimsPrincipal user, MetaComputeDbContext db,
-        IdempotentRequest idempotent)
+        IdempotentRequest idempotent, NodeDirectory nodes)
     {
         var tenantId = user.TenantIdOf();
         var poolId = await PoolOfAsync(db, tenantId, reservationId, http.RequestAborted);
@@ -255,13 +257,13 @@ public static class ReservationEndpoints
                 released = beforeStart ? "all" : "from_now",
                 releasedAt = now,
             });
-            await db.SaveChangesAsync(ct);
-            return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
+            return new Outcome(StatusCodes.Status200OK,
+                await ReservationViews.FromHoldAsync(db, nodes, reservation, beforeStart ? null : hold with { End = now }, ct));
         });
     }
 
     public static async Task<IResult> ExtendReservation(Guid reservationId, ExtendReservationRequest request, HttpContext http, ClaimsPrincipal user,
-        MetaComputeDbContext db, IdempotentRequest idempotent, IOptions<QuotaOptions> quotas)
+        MetaComputeDbContext db, IdempotentRequest idempotent, NodeDirectory nodes, IOptions<QuotaOptions> quotas)
     {
         var tenantId = user.TenantIdOf();
         var poolId = await PoolOfAsync(db, tenantId, reservationId, http.RequestAborted);
@@ -310,7 +312,8 @@ public static class ReservationEndpoints
                         new Dictionary<string, object?> { ["quota"] = quota, ["requestedPeak"] = peak });
                 }
 
-                await AllocationWriter.SetEndAsync(db, index, pool.Id, index.Lease(lease.Id)!, newEnd, now, ct);
+                var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
+                await AllocationWriter.SetEndAsync(db, index, pool.Id, hold, newEnd, now, ct);
                 lease.EndAt = newEnd;
                 reservation.EndAt = newEnd;
                 reservation.TotalPrice += Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
@@ -322,8 +325,7 @@ public static class ReservationEndpoints
                     endAt = newEnd,
                     additionalHours = request.AdditionalHours,
                 });
-                await db.SaveChangesAsync(ct);
-                return new Outcome(StatusCodes.Status200OK, await ReservationViews.ToResponseAsync(db, reservation, ct));
+                return new Outcome(StatusCodes.Status200OK, await ReservationViews.FromHoldAsync(db, nodes, reservation, hold with { End = newEnd }, ct));
             }
         });
     }

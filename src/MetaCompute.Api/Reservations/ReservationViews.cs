@@ -1,4 +1,6 @@
 using MetaCompute.Api.Data;
+using MetaCompute.Api.Scheduling;
+using MetaCompute.Scheduling;
 using Microsoft.EntityFrameworkCore;
 
 namespace MetaCompute.Api.Reservations;
@@ -6,6 +8,26 @@ namespace MetaCompute.Api.Reservations;
 /// <summary>Maps reservations to answers, reading their leases' GPUs (host, island, rack, indices) in one query.</summary>
 public static class ReservationViews
 {
+    /// <summary>The answer to a change, built from the hold just written rather than read back from the database.</summary>
+    public static async Task<ReservationResponse> FromHoldAsync(MetaComputeDbContext db, NodeDirectory nodes, Reservation reservation, LeaseHold? hold,
+        CancellationToken ct)
+    {
+        LeaseResponse? lease = null;
+        if (hold is not null && reservation.Lease is { } l)
+        {
+            var leaseNodes = new List<LeaseNodeResponse>();
+            foreach (var gpus in hold.Gpus.OrderBy(g => g.NodeId))
+            {
+                var place = await nodes.GetAsync(db, gpus.NodeId, ct);
+                leaseNodes.Add(new LeaseNodeResponse(gpus.NodeId.ToString(), place.Hostname, place.FabricIsland, place.Rack, gpus.Indices().ToList()));
+            }
+
+            lease = new LeaseResponse(l.Id.ToString(), l.StartAt, l.EndAt, leaseNodes);
+        }
+
+        return Map(reservation, lease);
+    }
+
     public static async Task<ReservationResponse> ToResponseAsync(MetaComputeDbContext db, Reservation reservation, CancellationToken ct) =>
         (await ToResponsesAsync(db, [reservation], ct))[0];
 
@@ -29,20 +51,22 @@ public static class ReservationViews
                 .Select(n => new LeaseNodeResponse(n.Key.NodeId.ToString(), n.Key.Hostname, n.Key.Island, n.Key.Rack, n.Select(x => x.Index).Order().ToList()))
                 .ToList());
 
-        return reservations.Select(r => new ReservationResponse(
-            r.Id.ToString(),
-            r.Status,
-            r.PoolId,
-            r.Tier,
-            r.GpuCount,
-            r.StartAt,
-            r.EndAt,
-            new PriceResponse(r.PricePerGpuHour, r.TotalPrice, r.Currency),
-            r.Lease is { } lease && byLease.TryGetValue(lease.Id, out var nodes)
-                ? new LeaseResponse(lease.Id.ToString(), lease.StartAt, lease.EndAt, nodes)
-                : null,
-            r.SingleFabricIsland,
-            r.CreatedAt,
-            r.CancelledAt)).ToList();
+        return reservations.Select(r => Map(r, r.Lease is { } lease && byLease.TryGetValue(lease.Id, out var nodes)
+            ? new LeaseResponse(lease.Id.ToString(), lease.StartAt, lease.EndAt, nodes)
+            : null)).ToList();
     }
+
+    private static ReservationResponse Map(Reservation r, LeaseResponse? lease) => new(
+        r.Id.ToString(),
+        r.Status,
+        r.PoolId,
+        r.Tier,
+        r.GpuCount,
+        r.StartAt,
+        r.EndAt,
+        new PriceResponse(r.PricePerGpuHour, r.TotalPrice, r.Currency),
+        lease,
+        r.SingleFabricIsland,
+        r.CreatedAt,
+        r.CancelledAt);
 }

@@ -63,71 +63,79 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         }
     }
 
-    /// <summary>Decides a batch; answers every request in it, or hands back those worth another attempt.</summary>
+    /// <summary>
+    /// Decides a batch; answers every request in it, or hands back those worth another attempt. If one request fails,
+    /// the whole transaction is rolled back and each request is decided again on its own, so one failure never takes
+    /// the others with it and never leaves half a request behind.
+    /// </summary>
     private async Task<List<PoolWork>> ExecuteBatchAsync(string poolId, List<PoolWork> batch)
     {
         var retry = new List<PoolWork>();
         try
         {
-            await using var scope = scopes.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
-            await using var tx = await db.Database.BeginTransactionAsync();
-            var results = await cache.LockedAsync(db, poolId, async index =>
-            {
-                var now = time.GetUtcNow();
-                var answered = new List<(PoolWork Work, IResult Result)>();
-                var undone = false;
-                foreach (var work in batch)
-                {
-                    await db.Database.ExecuteSqlRawAsync("SAVEPOINT pool_work");
-                    try
-                    {
-                        answered.Add((work, await IdempotentRequest.ExecuteAsync(db, index, work, now, json.Value.SerializerOptions, CancellationToken.None)));
-                        await db.Database.ExecuteSqlRawAsync("RELEASE SAVEPOINT pool_work");
-                    }
-                    catch (Exception e)
-                    {
-                        await db.Database.ExecuteSqlRawAsync("ROLLBACK TO SAVEPOINT pool_work");
-                        undone = true;
-                        Fail(work, e, retry);
-                    }
-                    finally
-                    {
-                        db.ChangeTracker.Clear();
-                    }
-                }
-
-                var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version) ?? 0;
-                await tx.CommitAsync();
-                if (undone)
-                {
-                    // An undone request may have left a hold in the index that never committed.
-                    cache.Invalidate(poolId);
-                }
-                else
-                {
-                    index.Version = version;
-                }
-
-                return answered;
-            }, CancellationToken.None);
-
-            foreach (var (work, result) in results)
+            foreach (var (work, result) in await DecideAsync(poolId, batch))
             {
                 work.Done.TrySetResult(result);
             }
         }
+        catch (RequestFailedException failed) when (batch.Count > 1)
+        {
+            logger.LogInformation(failed.InnerException, "A request failed in a batch of {Count} in {PoolId}; deciding them one by one", batch.Count, poolId);
+            foreach (var work in batch)
+            {
+                retry.AddRange(await ExecuteBatchAsync(poolId, [work]));
+            }
+        }
         catch (Exception e)
         {
-            logger.LogWarning(e, "A batch of {Count} decisions in {PoolId} failed as a whole", batch.Count, poolId);
-            foreach (var work in batch.Where(w => !w.Done.Task.IsCompleted && !retry.Contains(w)))
+            var cause = e is RequestFailedException failed ? failed.InnerException! : e;
+            foreach (var work in batch.Where(w => !w.Done.Task.IsCompleted))
             {
-                Fail(work, e, retry);
+                Fail(work, cause, retry);
             }
         }
 
         return retry;
     }
+
+    private async Task<List<(PoolWork Work, IResult Result)>> DecideAsync(string poolId, List<PoolWork> batch)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
+        // Each request saves once inside the batch's transaction; per-save savepoints would only add round trips.
+        db.Database.AutoSavepointsEnabled = false;
+        await using var tx = await db.Database.BeginTransactionAsync();
+        return await cache.LockedAsync(db, poolId, async index =>
+        {
+            // PostgreSQL keeps microseconds; answers built in memory must match what a later read returns.
+            var clock = time.GetUtcNow();
+            var now = clock.AddTicks(-(clock.UtcTicks % 10));
+            var answered = new List<(PoolWork Work, IResult Result)>();
+            foreach (var work in batch)
+            {
+                try
+                {
+                    answered.Add((work, await IdempotentRequest.ExecuteAsync(db, index, work, now, json.Value.SerializerOptions, CancellationToken.None)));
+                }
+                catch (Exception e)
+                {
+                    // Leaving LockedAsync by an exception drops the index, which may now hold holds that never commit.
+                    throw new RequestFailedException(e);
+                }
+                finally
+                {
+                    db.ChangeTracker.Clear();
+                }
+            }
+
+            var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version) ?? 0;
+            await tx.CommitAsync();
+            index.Version = version;
+            return answered;
+        }, CancellationToken.None);
+    }
+
+    private sealed class RequestFailedException(Exception inner) : Exception("A request in a batch failed.", inner);
 
     /// <summary>Contention (serialization, deadlock, a conflicting hold) earns another attempt; anything else is the answer.</summary>
     private static void Fail(PoolWork work, Exception e, List<PoolWork> retry)
