@@ -162,4 +162,38 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
         await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
         Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
     }
+
+    [Fact]
+    public async Task Only_first_party_demand_may_use_the_holdback()
+    {
+        var external = await api.CreateTenantAsync();
+        var internalTenant = await api.CreateTenantAsync(kind: Data.TenantKind.Internal);
+        using var operatorClient = api.OperatorClient();
+        foreach (var t in new[] { external, internalTenant })
+        {
+            (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{t.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        }
+
+        using var client = api.ClientWithKey(external.ApiKey);
+        using var firstParty = api.ClientWithKey(internalTenant.ApiKey);
+        var start = DateTimeOffset.UtcNow.AddDays(45);
+        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        var sellable = await SellableGpusAsync();
+        var holdback = (int)await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
+        for (var left = sellable; left > 0; left -= 128)
+        {
+            (await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, left), startAt = start, durationHours = 2, tier = "reserved" }))
+                .EnsureSuccessStatusCode();
+        }
+
+        var refused = await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 2, tier = "reserved" });
+        await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
+
+        var internalBooking = await (await firstParty.ReserveAsync(new { poolId = Pool, gpuCount = holdback, startAt = start, durationHours = 2 }))
+            .ReadReservationAsync();
+        Assert.Equal(Data.ReservationTier.Internal, internalBooking.Tier);
+        var prices = await api.ScalarAsync<decimal>("SELECT prices_internal FROM pools WHERE id = $1", Pool);
+        Assert.Equal(prices, internalBooking.Price.PricePerGpuHour);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+    }
 }

@@ -36,7 +36,14 @@ public sealed class ApiKeyAuthenticationHandler(
         var hash = ApiKeys.Hash(header[7..].Trim());
         var key = await db.ApiKeys.AsNoTracking()
             .Where(k => k.KeyHash == hash && k.RevokedAt == null)
-            .Select(k => new { k.Id, k.TenantId, k.Role, k.Prefix })
+            .Select(k => new
+            {
+                k.Id,
+                k.TenantId,
+                k.Role,
+                k.Prefix,
+                Kind = db.Tenants.Where(t => t.Id == k.TenantId).Select(t => (TenantKind?)t.Kind).FirstOrDefault(),
+            })
             .FirstOrDefaultAsync(Context.RequestAborted);
         if (key is null)
         {
@@ -52,6 +59,7 @@ public sealed class ApiKeyAuthenticationHandler(
         if (key.TenantId is { } tenantId)
         {
             claims.Add(new Claim(CallerClaims.TenantId, tenantId.ToString()));
+            claims.Add(new Claim(CallerClaims.TenantKind, (key.Kind ?? TenantKind.External).ToString()));
         }
 
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));

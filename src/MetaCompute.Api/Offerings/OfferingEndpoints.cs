@@ -57,7 +57,7 @@ public static class OfferingEndpoints
             return TypedResults.ValidationProblem(errors, title: "The request is not valid.", type: Problems.ValidationFailedType);
         }
 
-        var tier = await TierForCallerAsync(db, user, ct);
+        var tier = TierForCaller(user);
         var search = new WindowSearch(query.GpuCount.Value, TimeSpan.FromHours(query.DurationHours!.Value), earliest, latest < horizon ? latest : horizon,
             query.SingleFabricIsland ?? false, BookingRules.HoldbackFor(pool, tier), query.Limit ?? 10);
         var windows = await occupancy.ReadAsync(db, pool.Id, index => BookableWindows.Find(index, search), ct);
@@ -66,17 +66,8 @@ public static class OfferingEndpoints
     }
 
     /// <summary>Offerings are reserved blocks, except for first-party tenants, whose capacity is internal.</summary>
-    public static async Task<ReservationTier> TierForCallerAsync(MetaComputeDbContext db, ClaimsPrincipal user, CancellationToken ct)
-    {
-        if (!user.IsInRole(CallerClaims.TenantRole))
-        {
-            return ReservationTier.Reserved;
-        }
-
-        var tenantId = user.TenantIdOf();
-        var kind = await db.Tenants.Where(t => t.Id == tenantId).Select(t => t.Kind).SingleAsync(ct);
-        return kind == TenantKind.Internal ? ReservationTier.Internal : ReservationTier.Reserved;
-    }
+    public static ReservationTier TierForCaller(ClaimsPrincipal user) =>
+        user.IsInRole(CallerClaims.TenantRole) && user.TenantKindOf() == TenantKind.Internal ? ReservationTier.Internal : ReservationTier.Reserved;
 
     public static async Task<List<OfferingResponse>> ToOfferingsAsync(MetaComputeDbContext db, OfferingTokens tokens, Pool pool, ReservationTier tier,
         IReadOnlyList<BookableWindow> windows, bool singleFabricIsland, DateTimeOffset now, CancellationToken ct)

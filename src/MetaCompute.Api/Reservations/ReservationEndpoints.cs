@@ -64,7 +64,7 @@ public static class ReservationEndpoints
     {
         var ct = http.RequestAborted;
         var tenantId = user.TenantIdOf();
-        var tenantKind = await db.Tenants.Where(t => t.Id == tenantId).Select(t => t.Kind).SingleAsync(ct);
+        var tenantKind = user.TenantKindOf();
         var now = time.GetUtcNow();
 
         BookingSpec spec;
