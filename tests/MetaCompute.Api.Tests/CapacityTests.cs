@@ -10,6 +10,35 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
     private const string Pool = "eu-dublin-1-b200";
 
+    /// <summary>A tenant whose quota never binds, so capacity alone decides.</summary>
+    private async Task<TestTenant> TenantWithoutQuotaLimitAsync(Data.TenantKind kind = Data.TenantKind.External)
+    {
+        var tenant = await api.CreateTenantAsync(kind: kind);
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        return tenant;
+    }
+
+    /// <summary>A whole hour some days ahead: reserved blocks start and end on whole hours in these tests.</summary>
+    private static DateTimeOffset HourAhead(int days)
+    {
+        var t = DateTimeOffset.UtcNow.AddDays(days);
+        return new DateTimeOffset(t.Year, t.Month, t.Day, t.Hour, 0, 0, TimeSpan.Zero);
+    }
+
+    /// <summary>Books every sellable GPU of the pool for the window, in reservations of at most the pool's maximum.</summary>
+    private static async Task<List<string>> FillAsync(HttpClient client, int gpus, DateTimeOffset start, int hours)
+    {
+        var ids = new List<string>();
+        for (var left = gpus; left > 0; left -= 128)
+        {
+            var booked = await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, left), startAt = start, durationHours = hours, tier = "reserved" });
+            ids.Add((await booked.ReadReservationAsync()).Id);
+        }
+
+        return ids;
+    }
+
     /// <summary>Healthy GPUs minus the first-party holdback: what the pool may sell to tenants.</summary>
     private async Task<int> SellableGpusAsync() => (int)await api.ScalarAsync<long>("""
         SELECT (SELECT count(*) * 8 FROM nodes WHERE pool_id = $1 AND state = 'Healthy') - (SELECT rules_holdback_gpus FROM pools WHERE id = $1)
@@ -21,9 +50,7 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
         var sellable = await SellableGpusAsync();
         var size = sellable / 3 / 8 * 8;
         var fits = sellable / size;
-        var tenant = await api.CreateTenantAsync();
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        var tenant = await TenantWithoutQuotaLimitAsync();
         using var client = api.ClientWithKey(tenant.ApiKey);
         var start = DateTimeOffset.UtcNow.AddDays(3).ToString("O");
 
@@ -47,18 +74,10 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
     public async Task A_sold_out_window_is_409_with_alternatives_that_start_when_capacity_frees_up()
     {
         var sellable = await SellableGpusAsync();
-        var tenant = await api.CreateTenantAsync();
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        var tenant = await TenantWithoutQuotaLimitAsync();
         using var client = api.ClientWithKey(tenant.ApiKey);
-        var start = DateTimeOffset.UtcNow.AddDays(10);
-        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
-        var maxPerReservation = 128;
-        for (var left = sellable; left > 0; left -= maxPerReservation)
-        {
-            var take = Math.Min(maxPerReservation, left);
-            (await client.ReserveAsync(new { poolId = Pool, gpuCount = take, startAt = start, durationHours = 4, tier = "reserved" })).EnsureSuccessStatusCode();
-        }
+        var start = HourAhead(10);
+        await FillAsync(client, sellable, start, 4);
 
         var refused = await client.ReserveAsync(new { poolId = Pool, gpuCount = 16, startAt = start.AddHours(1), durationHours = 2, tier = "reserved" });
 
@@ -76,22 +95,11 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
     {
         var tenant = await api.CreateTenantAsync();
         using var client = api.ClientWithKey(tenant.ApiKey);
-        var start = DateTimeOffset.UtcNow.AddDays(20);
-        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        var start = HourAhead(20);
         var sellable = await SellableGpusAsync();
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
-        var ids = new List<string>();
         // Fill the pool for [start, start+4h) and again for [start+6h, start+10h): the same placement takes the same GPUs.
-        foreach (var from in new[] { start, start.AddHours(6) })
-        {
-            for (var left = sellable; left > 0; left -= 128)
-            {
-                var r = await (await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, left), startAt = from, durationHours = 4, tier = "reserved" }))
-                    .ReadReservationAsync();
-                ids.Add(r.Id);
-            }
-        }
+        var ids = await FillAsync(client, sellable, start, 4);
+        await FillAsync(client, sellable, start.AddHours(6), 4);
 
         var first = ids[0];
         var tooLong = await client.PostIdempotentAsync($"/v1/reservations/{first}/extend", new { additionalHours = 3 });
@@ -110,8 +118,7 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
         using var operatorClient = api.OperatorClient();
         (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 16 })).EnsureSuccessStatusCode();
         using var client = api.ClientWithKey(tenant.ApiKey);
-        var start = DateTimeOffset.UtcNow.AddDays(30);
-        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        var start = HourAhead(30);
 
         (await client.ReserveAsync(new { poolId = Pool, gpuCount = 16, startAt = start.AddHours(2), durationHours = 2, tier = "reserved" })).EnsureSuccessStatusCode();
         var overlapping = await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 3, tier = "reserved" });
@@ -139,24 +146,17 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
     [Fact]
     public async Task A_second_replica_sees_the_first_replicas_bookings_through_the_change_log()
     {
-        var tenant = await api.CreateTenantAsync();
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        var tenant = await TenantWithoutQuotaLimitAsync();
         await using var replica = new ApiFactory.Replica(api.ConnectionString);
         using var first = api.ClientWithKey(tenant.ApiKey);
         using var second = replica.CreateClient();
         second.DefaultRequestHeaders.Authorization = new("Bearer", tenant.ApiKey);
-        var start = DateTimeOffset.UtcNow.AddDays(50);
-        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
+        var start = HourAhead(50);
         object Block(int gpus) => new { poolId = Pool, gpuCount = gpus, startAt = start, durationHours = 2, tier = "reserved" };
 
         // The replica builds its index first, then the first instance sells everything else.
         (await second.ReserveAsync(Block(8))).EnsureSuccessStatusCode();
-        var sellable = await SellableGpusAsync() - 8;
-        for (var left = sellable; left > 0; left -= 128)
-        {
-            (await first.ReserveAsync(Block(Math.Min(128, left)))).EnsureSuccessStatusCode();
-        }
+        await FillAsync(first, await SellableGpusAsync() - 8, start, 2);
 
         var refused = await second.ReserveAsync(Block(8));
         await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
@@ -166,25 +166,14 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
     [Fact]
     public async Task Only_first_party_demand_may_use_the_holdback()
     {
-        var external = await api.CreateTenantAsync();
-        var internalTenant = await api.CreateTenantAsync(kind: Data.TenantKind.Internal);
-        using var operatorClient = api.OperatorClient();
-        foreach (var t in new[] { external, internalTenant })
-        {
-            (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{t.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
-        }
+        var external = await TenantWithoutQuotaLimitAsync();
+        var internalTenant = await TenantWithoutQuotaLimitAsync(Data.TenantKind.Internal);
 
         using var client = api.ClientWithKey(external.ApiKey);
         using var firstParty = api.ClientWithKey(internalTenant.ApiKey);
-        var start = DateTimeOffset.UtcNow.AddDays(45);
-        start = new DateTimeOffset(start.Year, start.Month, start.Day, start.Hour, 0, 0, TimeSpan.Zero);
-        var sellable = await SellableGpusAsync();
-        var holdback = (int)await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
-        for (var left = sellable; left > 0; left -= 128)
-        {
-            (await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, left), startAt = start, durationHours = 2, tier = "reserved" }))
-                .EnsureSuccessStatusCode();
-        }
+        var start = HourAhead(45);
+        var holdback = await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
+        await FillAsync(client, await SellableGpusAsync(), start, 2);
 
         var refused = await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 2, tier = "reserved" });
         await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
