@@ -1,4 +1,6 @@
 using System.Net.Http.Json;
+using MetaCompute.Api.Events;
+using MetaCompute.Api.Infrastructure;
 using MetaCompute.Api.Reservations;
 
 namespace MetaCompute.Api.Tests.Infrastructure;
@@ -27,6 +29,25 @@ public static class TenantClient
         }
 
         return (await response.Content.ReadFromJsonAsync<ReservationResponse>(Json.Options))!;
+    }
+
+    /// <summary>
+    /// Reads the feed from its start until <paramref name="done"/> holds. Events show once every older transaction on
+    /// the server has finished, and other test classes share the server, so this waits a bounded time.
+    /// </summary>
+    public static async Task<Page<EventResponse>> ReadEventsUntilAsync(this HttpClient client, Func<Page<EventResponse>, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            var page = (await client.GetFromJsonAsync<Page<EventResponse>>("/v1/events", Json.Options))!;
+            if (done(page) || DateTime.UtcNow > deadline)
+            {
+                return page;
+            }
+
+            await Task.Delay(50);
+        }
     }
 
     /// <summary>Pairs of allocations of one GPU whose periods overlap; the exclusion constraint should make this always 0.</summary>
