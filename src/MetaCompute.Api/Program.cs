@@ -46,6 +46,7 @@ var v1 = app.MapGroup("/v1")
     .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
 v1.MapCatalogEndpoints();
+v1.MapAvailabilityEndpoints();
 v1.MapOfferingEndpoints();
 
 var tenant = v1.MapGroup("").RequireAuthorization(CallerClaims.TenantPolicy).ProducesProblem(StatusCodes.Status403Forbidden);

@@ -185,4 +185,23 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(prices, internalBooking.Price.PricePerGpuHour);
         Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
     }
+
+    [Fact]
+    public async Task Availability_shows_a_booking_in_the_steps_it_covers()
+    {
+        var tenant = await TenantWithoutQuotaLimitAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var start = HourAhead(55);
+        (await client.ReserveAsync(new { poolId = Pool, gpuCount = 16, startAt = start, durationHours = 2, tier = "reserved" })).EnsureSuccessStatusCode();
+
+        var from = Uri.EscapeDataString(start.AddHours(-1).ToString("O"));
+        var to = Uri.EscapeDataString(start.AddHours(3).ToString("O"));
+        var availability = (await client.GetFromJsonAsync<Catalog.AvailabilityResponse>(
+            $"/v1/pools/{Pool}/availability?from={from}&to={to}&stepMinutes=60", Json.Options))!;
+
+        var sellable = await SellableGpusAsync();
+        Assert.Equal([sellable, sellable - 16, sellable - 16, sellable], availability.Steps.Select(s => s.FreeGpus));
+        var healthy = sellable + await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
+        Assert.All(availability.Steps, s => Assert.Equal(healthy, s.TotalGpus));
+    }
 }

@@ -74,4 +74,26 @@ public sealed class CatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
         var json = await client.GetStringAsync($"/v1/pools/{Fleet.Pools[0].Id}");
         Assert.Contains("\"allocationUnit\":\"gpu\"", json);
     }
+
+    [Fact]
+    public async Task Availability_of_an_empty_pool_is_its_sellable_capacity_in_every_step()
+    {
+        using var client = api.OperatorClient();
+        var pool = Fleet.Pools[0];
+        var response = (await client.GetFromJsonAsync<AvailabilityResponse>($"/v1/pools/{pool.Id}/availability?stepMinutes=120", Json.Options))!;
+        var healthy = Fleet.Nodes.Count(n => n.PoolId == pool.Id && !n.Failed) * 8;
+        var holdback = (await client.GetFromJsonAsync<PoolResponse>($"/v1/pools/{pool.Id}", Json.Options))!.Rules.HoldbackGpus;
+        Assert.Equal(12, response.Steps.Count);
+        Assert.All(response.Steps, s => Assert.Equal((healthy - holdback, healthy), (s.FreeGpus, s.TotalGpus)));
+    }
+
+    [Fact]
+    public async Task Availability_refuses_too_many_steps_and_unknown_pools()
+    {
+        using var client = api.OperatorClient();
+        var tooMany = await client.GetAsync($"/v1/pools/{Fleet.Pools[0].Id}/availability?stepMinutes=1");
+        var problem = await tooMany.AssertProblemAsync(HttpStatusCode.BadRequest, Problems.ValidationFailedType);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("stepMinutes", out _));
+        await (await client.GetAsync("/v1/pools/nowhere/availability")).AssertProblemAsync(HttpStatusCode.NotFound, Problems.NotFoundType);
+    }
 }

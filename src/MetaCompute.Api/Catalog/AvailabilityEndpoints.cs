@@ -1,0 +1,77 @@
+using System.Security.Claims;
+using FluentValidation;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Infrastructure;
+using MetaCompute.Api.Offerings;
+using MetaCompute.Api.Reservations;
+using MetaCompute.Api.Scheduling;
+using MetaCompute.Scheduling;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace MetaCompute.Api.Catalog;
+
+public sealed record AvailabilityQuery(DateTimeOffset? From, DateTimeOffset? To, int? StepMinutes);
+
+public sealed record AvailabilityStep(DateTimeOffset StartAt, DateTimeOffset EndAt, int FreeGpus, int TotalGpus);
+
+public sealed record AvailabilityResponse(string PoolId, int StepMinutes, IReadOnlyList<AvailabilityStep> Steps);
+
+public sealed class AvailabilityQueryValidator : AbstractValidator<AvailabilityQuery>
+{
+    public const int MaxSteps = 500;
+
+    public AvailabilityQueryValidator()
+    {
+        RuleFor(q => q.StepMinutes).InclusiveBetween(1, 7 * 24 * 60);
+        RuleFor(q => q.To).GreaterThan(q => q.From!.Value).When(q => q.From is not null && q.To is not null).WithMessage("to must be after from.");
+        RuleFor(q => q).Must(q => Steps(q) <= MaxSteps).OverridePropertyName("stepMinutes")
+            .WithMessage($"Ask for at most {MaxSteps} steps: widen the step or shorten the range.");
+    }
+
+    private static double Steps(AvailabilityQuery q) =>
+        q.From is { } from && q.To is { } to ? (to - from).TotalMinutes / (q.StepMinutes ?? 60) : 24 * 60.0 / (q.StepMinutes ?? 60);
+}
+
+public static class AvailabilityEndpoints
+{
+    public static RouteGroupBuilder MapAvailabilityEndpoints(this RouteGroupBuilder v1)
+    {
+        v1.MapGet("/pools/{poolId}/availability", GetAvailability).WithTags("Catalog").WithName("getPoolAvailability")
+            .WithSummary("Free and total GPUs of a pool per time step, for plotting")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
+        return v1;
+    }
+
+    /// <summary>
+    /// Per step: GPUs free for the whole step that the caller could book (the holdback is not for sale to tenants
+    /// outside the internal tier), and the pool's healthy GPUs.
+    /// </summary>
+    public static async Task<Results<Ok<AvailabilityResponse>, ProblemHttpResult>> GetAvailability(string poolId, [AsParameters] AvailabilityQuery query,
+        ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
+    {
+        var pool = await db.Pools.AsNoTracking().FirstOrDefaultAsync(p => p.Id == poolId, ct);
+        if (pool is null)
+        {
+            return Problems.NotFound($"Pool '{poolId}'");
+        }
+
+        var step = TimeSpan.FromMinutes(query.StepMinutes ?? 60);
+        var from = BookingRules.TruncateToSecond(query.From ?? time.GetUtcNow());
+        var to = query.To ?? from.AddDays(1);
+        var holdback = BookingRules.HoldbackFor(pool, OfferingEndpoints.TierForCaller(user));
+        var total = (await PoolCapacity.ForPoolsAsync(db, [poolId], ct)).GetValueOrDefault(poolId, PoolCapacity.Empty).HealthyGpus;
+        var steps = await occupancy.ReadAsync(db, poolId, index =>
+        {
+            var list = new List<AvailabilityStep>();
+            for (var start = from; start < to; start += step)
+            {
+                var end = start + step < to ? start + step : to;
+                list.Add(new AvailabilityStep(start, end, Math.Max(0, Allocator.FreeGpus(index, start, end) - holdback), total));
+            }
+
+            return list;
+        }, ct);
+        return TypedResults.Ok(new AvailabilityResponse(poolId, (int)step.TotalMinutes, steps));
+    }
+}
