@@ -15,8 +15,8 @@ namespace MetaCompute.Api.Idempotency;
 
 /// <summary>
 /// What a mutating use case answered: stored with the key, and replayed for the same key and body. Effects add their
-/// entities without saving; one save then writes them with the key row, and <see cref="AfterSave"/> runs the writes
-/// that need those rows to exist (allocations of a new lease).
+/// entities without saving; the decider saves the whole batch with the key rows at once, then runs each
+/// <see cref="AfterSave"/>: the writes that need those rows to exist (allocations of a new lease).
 /// </summary>
 public sealed record Outcome(int Status, object Body, string? Location = null, Func<CancellationToken, Task>? AfterSave = null)
 {
@@ -70,46 +70,58 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     }
 
     /// <summary>
-    /// One request inside its pool's batch transaction: the in-flight check (a transaction-scoped advisory lock on the
-    /// key), the replay or reuse check, then the effect and the key row.
+    /// The in-flight check (a transaction-scoped advisory lock on each key) and the stored answers, for every request
+    /// of a batch in one round trip.
     /// </summary>
-    internal static async Task<IResult> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index, PoolWork work, DateTimeOffset now,
-        JsonSerializerOptions json, CancellationToken ct)
+    internal static async Task<KeyState[]> LookUpKeysAsync(MetaComputeDbContext db, IReadOnlyList<PoolWork> batch, CancellationToken ct)
     {
-        var lockKey = BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{work.TenantId}:{work.Key}")));
-        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
-        // The in-flight check and the lookup in one round trip.
         await using var lookup = new NpgsqlCommand("""
-            SELECT pg_try_advisory_xact_lock($1), k.request_hash, k.response_status, k.response_body, k.location
-            FROM (SELECT 1) AS one LEFT JOIN idempotency_keys k ON k.tenant_id = $2 AND k.key = $3
-            """, connection)
+            SELECT pg_try_advisory_xact_lock(w.lock_key), k.request_hash, k.response_status, k.response_body, k.location
+            FROM unnest($1::bigint[], $2::uuid[], $3::text[]) WITH ORDINALITY AS w(lock_key, tenant_id, key, ord)
+            LEFT JOIN idempotency_keys k ON k.tenant_id = w.tenant_id AND k.key = w.key
+            ORDER BY w.ord
+            """, (NpgsqlConnection)db.Database.GetDbConnection())
         {
-            Parameters = { new() { Value = lockKey }, new() { Value = work.TenantId }, new() { Value = work.Key } },
-        };
-        bool acquired;
-        (byte[] Hash, int Status, string Body, string? Location)? stored = null;
-        await using (var reader = await lookup.ExecuteReaderAsync(ct))
-        {
-            await reader.ReadAsync(ct);
-            acquired = reader.GetBoolean(0);
-            if (!reader.IsDBNull(1))
+            Parameters =
             {
-                stored = (reader.GetFieldValue<byte[]>(1), reader.GetInt32(2), reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4));
-            }
+                new() { Value = batch.Select(w => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{w.TenantId}:{w.Key}")))).ToArray() },
+                new() { Value = batch.Select(w => w.TenantId).ToArray() },
+                new() { Value = batch.Select(w => w.Key).ToArray() },
+            },
+        };
+        var states = new List<KeyState>(batch.Count);
+        await using var reader = await lookup.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            states.Add(new KeyState(reader.GetBoolean(0), reader.IsDBNull(1)
+                ? null
+                : new StoredAnswer(reader.GetFieldValue<byte[]>(1), reader.GetInt32(2), reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4))));
         }
 
-        if (!acquired)
+        return states.ToArray();
+    }
+
+    /// <summary>
+    /// One request inside its pool's batch: answer in flight, replay or reuse from the key's state (or from an earlier
+    /// request of the same batch with the same key), else run the effect and add the key row to the batch's unit of
+    /// work, which the decider saves once for the whole batch.
+    /// </summary>
+    internal static async Task<(IResult Result, Func<CancellationToken, Task>? AfterSave)> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index,
+        PoolWork work, KeyState state, Dictionary<(Guid, string), StoredAnswer> answeredInBatch, DateTimeOffset now, JsonSerializerOptions json,
+        CancellationToken ct)
+    {
+        if (!state.Acquired)
         {
-            return ReplayResult.Problem(StatusCodes.Status409Conflict, KeyInFlightType, "Request in flight",
-                "A request with this Idempotency-Key is still being processed; retry shortly to get its answer.", json, inFlight: true);
+            return (ReplayResult.Problem(StatusCodes.Status409Conflict, KeyInFlightType, "Request in flight",
+                "A request with this Idempotency-Key is still being processed; retry shortly to get its answer.", json, inFlight: true), null);
         }
 
-        if (stored is { } row)
+        if ((answeredInBatch.GetValueOrDefault((work.TenantId, work.Key)) ?? state.Stored) is { } stored)
         {
-            return row.Hash.AsSpan().SequenceEqual(work.RequestHash)
-                ? new ReplayResult(row.Status, row.Body, row.Location, replayed: true)
+            return (stored.Hash.AsSpan().SequenceEqual(work.RequestHash)
+                ? new ReplayResult(stored.Status, stored.Body, stored.Location, replayed: true)
                 : ReplayResult.Problem(StatusCodes.Status422UnprocessableEntity, KeyReusedType, "Idempotency-Key reused",
-                    "This Idempotency-Key was used with a different request; use a new key for a new request.", json);
+                    "This Idempotency-Key was used with a different request; use a new key for a new request.", json), null);
         }
 
         var outcome = await work.Effect(db, index, now, ct);
@@ -124,15 +136,14 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
             Location = outcome.Location,
             CreatedAt = now,
         });
-        await db.SaveChangesAsync(ct);
-        if (outcome.AfterSave is { } afterSave)
-        {
-            await afterSave(ct);
-        }
-
-        return new ReplayResult(outcome.Status, body, outcome.Location, replayed: false);
+        answeredInBatch[(work.TenantId, work.Key)] = new StoredAnswer(work.RequestHash, outcome.Status, body, outcome.Location);
+        return (new ReplayResult(outcome.Status, body, outcome.Location, replayed: false), outcome.AfterSave);
     }
 }
+
+internal sealed record StoredAnswer(byte[] Hash, int Status, string Body, string? Location);
+
+internal sealed record KeyState(bool Acquired, StoredAnswer? Stored);
 
 /// <summary>Writes an answer as it was first given; a replay says so in <c>Idempotent-Replayed</c>.</summary>
 internal sealed class ReplayResult(int status, string body, string? location, bool replayed) : IResult

@@ -166,11 +166,13 @@ public static class ReservationEndpoints
             nodeIds = placement.Gpus.Select(g => g.NodeId),
         });
         var leaseId = reservation.Lease.Id;
-        var response = await ReservationViews.FromHoldAsync(db, nodes, reservation,
-            new LeaseHold(leaseId, spec.StartAt, spec.EndAt, placement.Gpus), ct);
-        // The allocation rows reference the lease, so they are written once the reservation and lease are saved.
+        var hold = new LeaseHold(leaseId, spec.StartAt, spec.EndAt, placement.Gpus);
+        // The next decision in this batch must see these GPUs as taken before the rows exist.
+        index.SetLease(hold);
+        var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
+        // The allocation rows reference the lease, so they are written once the batch's reservations and leases are saved.
         return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}",
-            afterCt => AllocationWriter.InsertAsync(db, index, spec.Pool.Id, leaseId, spec.StartAt, spec.EndAt, placement.Gpus, now, afterCt));
+            afterCt => AllocationWriter.InsertAsync(db, spec.Pool.Id, leaseId, spec.StartAt, spec.EndAt, placement.Gpus, now, afterCt));
     }
 
     public static async Task<Results<Ok<Page<ReservationResponse>>, ValidationProblem>> ListReservations([AsParameters] ListReservationsQuery query,

@@ -12,7 +12,11 @@ namespace MetaCompute.Api.Scheduling;
 /// </summary>
 public static class AllocationWriter
 {
-    public static async Task InsertAsync(MetaComputeDbContext db, PoolOccupancy index, string poolId, Guid leaseId, DateTimeOffset start,
+    /// <summary>
+    /// Writes a new lease's allocation rows. The hold is applied to the index by the caller when it decides, since the
+    /// rows can only be written once the lease row is saved, after later decisions of the batch.
+    /// </summary>
+    public static async Task InsertAsync(MetaComputeDbContext db, string poolId, Guid leaseId, DateTimeOffset start,
         DateTimeOffset end, IReadOnlyList<NodeGpus> gpus, DateTimeOffset now, CancellationToken ct)
     {
         var gpuIds = new List<long>();
@@ -35,7 +39,6 @@ public static class AllocationWriter
             SELECT {poolId}, coalesce(max(version), 0) + 1, {leaseId}, {start}, {end}, {nodeIds}, {masks}, {now}
             FROM pool_changes WHERE pool_id = {poolId};
             """, ct);
-        index.SetLease(new LeaseHold(leaseId, start, end, gpus));
     }
 
     /// <summary>Moves the end of every allocation of the lease (an extension, or a cancellation after the start).</summary>

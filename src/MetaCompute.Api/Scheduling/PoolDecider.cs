@@ -102,7 +102,7 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
-        // Each request saves once inside the batch's transaction; per-save savepoints would only add round trips.
+        // The batch saves once inside its transaction; a savepoint around that save would only add round trips.
         db.Database.AutoSavepointsEnabled = false;
         await using var tx = await db.Database.BeginTransactionAsync();
         return await cache.LockedAsync(db, poolId, async index =>
@@ -111,21 +111,33 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             var clock = time.GetUtcNow();
             var now = clock.AddTicks(-(clock.UtcTicks % 10));
             var answered = new List<(PoolWork Work, IResult Result)>();
-            foreach (var work in batch)
+            var afterSaves = new List<Func<CancellationToken, Task>>();
+            var answeredInBatch = new Dictionary<(Guid, string), StoredAnswer>();
+            try
             {
-                try
+                var keys = await IdempotentRequest.LookUpKeysAsync(db, batch, CancellationToken.None);
+                for (var i = 0; i < batch.Count; i++)
                 {
-                    answered.Add((work, await IdempotentRequest.ExecuteAsync(db, index, work, now, json.Value.SerializerOptions, CancellationToken.None)));
+                    var (result, afterSave) = await IdempotentRequest.ExecuteAsync(db, index, batch[i], keys[i], answeredInBatch, now,
+                        json.Value.SerializerOptions, CancellationToken.None);
+                    answered.Add((batch[i], result));
+                    if (afterSave is not null)
+                    {
+                        afterSaves.Add(afterSave);
+                    }
                 }
-                catch (Exception e)
+
+                // One save for the whole batch: reservations, leases, events and key rows; then the rows that refer to them.
+                await db.SaveChangesAsync();
+                foreach (var afterSave in afterSaves)
                 {
-                    // Leaving LockedAsync by an exception drops the index, which may now hold holds that never commit.
-                    throw new RequestFailedException(e);
+                    await afterSave(CancellationToken.None);
                 }
-                finally
-                {
-                    db.ChangeTracker.Clear();
-                }
+            }
+            catch (Exception e)
+            {
+                // Leaving LockedAsync by an exception drops the index, which may now hold holds that never commit.
+                throw new RequestFailedException(e);
             }
 
             var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version) ?? 0;
