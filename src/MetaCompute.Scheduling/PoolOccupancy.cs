@@ -94,10 +94,6 @@ public sealed class PoolOccupancy
     internal (int Start, int End)[] RackRanges { get; }
     internal int[] IslandOfRack { get; }
 
-    public bool HasNode(int nodeId) => _positionOfNode.ContainsKey(nodeId);
-
-    public int IslandOf(int nodeId) => IslandIds[IslandOfPosition[_positionOfNode[nodeId]]];
-
     public LeaseHold? Lease(Guid leaseId) => _leases.GetValueOrDefault(leaseId);
 
     /// <summary>Adds a lease or replaces its previous hold (an extension, a shortened end, a move).</summary>

@@ -174,9 +174,6 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         return index;
     }
 
-    /// <summary>Drops every cached index (tests that rewrite tables behind the service's back).</summary>
-    public void Clear() => _pools.Clear();
-
     private sealed class Entry
     {
         public SemaphoreSlim Gate { get; } = new(1, 1);
