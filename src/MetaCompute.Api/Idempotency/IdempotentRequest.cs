@@ -15,10 +15,10 @@ namespace MetaCompute.Api.Idempotency;
 
 /// <summary>
 /// What a mutating use case answered: stored with the key, and replayed for the same key and body. Effects add their
-/// entities without saving; the decider saves the whole batch with the key rows at once, then runs each
-/// <see cref="AfterSave"/>: the writes that need those rows to exist (allocations of a new lease).
+/// entities without saving and return their allocation writes; the decider saves the whole batch with the key rows
+/// at once, then sends every request's <see cref="Writes"/> in one round trip (they refer to the saved leases).
 /// </summary>
-public sealed record Outcome(int Status, object Body, string? Location = null, Func<CancellationToken, Task>? AfterSave = null)
+public sealed record Outcome(int Status, object Body, string? Location = null, IReadOnlyList<NpgsqlBatchCommand>? Writes = null)
 {
     public static Outcome Problem(int status, string type, string title, string detail, IDictionary<string, object?>? extensions = null)
     {
@@ -45,7 +45,8 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     public const string KeyInFlightType = Problems.BaseUri + "idempotency-key-in-flight";
     public const string KeyMissingType = Problems.BaseUri + "idempotency-key-missing";
 
-    public async Task<IResult> RunAsync(HttpContext http, Guid tenantId, object? request, string poolId, PoolEffect effect)
+    /// <param name="reservationId">The existing reservation the effect changes, loaded for the whole batch at once.</param>
+    public async Task<IResult> RunAsync(HttpContext http, Guid tenantId, object? request, string poolId, PoolEffect effect, Guid? reservationId = null)
     {
         string? key = http.Request.Headers[HeaderName];
         if (string.IsNullOrWhiteSpace(key) || key.Length > 255)
@@ -60,7 +61,7 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
         var body = request is null ? "" : JsonSerializer.Serialize(request, request.GetType(), json.Value.SerializerOptions);
         // The method, the path and the body as the API parsed it, so formatting differences do not count.
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{http.Request.Method} {http.Request.Path}\n{body}"));
-        var result = await decider.SubmitAsync(poolId, new PoolWork(tenantId, key, hash, effect));
+        var result = await decider.SubmitAsync(poolId, new PoolWork(tenantId, key, hash, effect, reservationId));
         if (result is ReplayResult { InFlight: true })
         {
             http.Response.Headers.RetryAfter = "1";
@@ -106,7 +107,7 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     /// request of the same batch with the same key), else run the effect and add the key row to the batch's unit of
     /// work, which the decider saves once for the whole batch.
     /// </summary>
-    internal static async Task<(IResult Result, Func<CancellationToken, Task>? AfterSave)> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index,
+    internal static async Task<(IResult Result, IReadOnlyList<NpgsqlBatchCommand>? Writes)> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index,
         PoolWork work, KeyState state, Dictionary<(Guid, string), StoredAnswer> answeredInBatch, DateTimeOffset now, JsonSerializerOptions json,
         CancellationToken ct)
     {
@@ -137,7 +138,7 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
             CreatedAt = now,
         });
         answeredInBatch[(work.TenantId, work.Key)] = new StoredAnswer(work.RequestHash, outcome.Status, body, outcome.Location);
-        return (new ReplayResult(outcome.Status, body, outcome.Location, replayed: false), outcome.AfterSave);
+        return (new ReplayResult(outcome.Status, body, outcome.Location, replayed: false), outcome.Writes);
     }
 }
 

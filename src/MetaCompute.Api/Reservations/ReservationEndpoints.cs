@@ -170,9 +170,9 @@ public static class ReservationEndpoints
         // The next decision in this batch must see these GPUs as taken before the rows exist.
         index.SetLease(hold);
         var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
-        // The allocation rows reference the lease, so they are written once the batch's reservations and leases are saved.
+        // The allocation rows reference the lease, so the decider writes them once the batch's leases are saved.
         return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}",
-            afterCt => AllocationWriter.InsertAsync(db, spec.Pool.Id, leaseId, spec.StartAt, spec.EndAt, placement.Gpus, now, afterCt));
+            AllocationWriter.Insert(spec.Pool.Id, leaseId, spec.StartAt, spec.EndAt, placement.Gpus, now));
     }
 
     public static async Task<Results<Ok<Page<ReservationResponse>>, ValidationProblem>> ListReservations([AsParameters] ListReservationsQuery query,
@@ -231,7 +231,7 @@ public static class ReservationEndpoints
 
         return await idempotent.RunAsync(http, tenantId, null, poolId, async (db, index, now, ct) =>
         {
-            var reservation = await db.Reservations.Include(r => r.Lease).SingleAsync(r => r.Id == reservationId, ct);
+            var reservation = await FindAsync(db, reservationId, ct);
             if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
             {
                 return InvalidState(reservation, now, "cancelled");
@@ -240,13 +240,16 @@ public static class ReservationEndpoints
             var lease = reservation.Lease;
             var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
             var beforeStart = now < reservation.StartAt;
+            IReadOnlyList<Npgsql.NpgsqlBatchCommand> writes;
             if (beforeStart)
             {
-                await AllocationWriter.DeleteAsync(db, index, poolId, lease.Id, now, ct);
+                index.RemoveLease(lease.Id);
+                writes = AllocationWriter.Delete(poolId, lease.Id, now);
             }
             else
             {
-                await AllocationWriter.SetEndAsync(db, index, poolId, hold, now, now, ct);
+                index.SetLease(hold with { End = now });
+                writes = AllocationWriter.SetEnd(poolId, hold, now, now);
                 lease.EndAt = now;
             }
 
@@ -260,8 +263,8 @@ public static class ReservationEndpoints
                 releasedAt = now,
             });
             return new Outcome(StatusCodes.Status200OK,
-                await ReservationViews.FromHoldAsync(db, nodes, reservation, beforeStart ? null : hold with { End = now }, ct));
-        });
+                await ReservationViews.FromHoldAsync(db, nodes, reservation, beforeStart ? null : hold with { End = now }, ct), Writes: writes);
+        }, reservationId);
     }
 
     public static async Task<IResult> ExtendReservation(Guid reservationId, ExtendReservationRequest request, HttpContext http, ClaimsPrincipal user,
@@ -276,7 +279,7 @@ public static class ReservationEndpoints
 
         return await idempotent.RunAsync(http, tenantId, request, poolId, async (db, index, now, ct) =>
         {
-            var reservation = await db.Reservations.Include(r => r.Lease).SingleAsync(r => r.Id == reservationId, ct);
+            var reservation = await FindAsync(db, reservationId, ct);
 
             if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
             {
@@ -315,7 +318,7 @@ public static class ReservationEndpoints
                 }
 
                 var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
-                await AllocationWriter.SetEndAsync(db, index, pool.Id, hold, newEnd, now, ct);
+                index.SetLease(hold with { End = newEnd });
                 lease.EndAt = newEnd;
                 reservation.EndAt = newEnd;
                 reservation.TotalPrice += Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
@@ -327,9 +330,24 @@ public static class ReservationEndpoints
                     endAt = newEnd,
                     additionalHours = request.AdditionalHours,
                 });
-                return new Outcome(StatusCodes.Status200OK, await ReservationViews.FromHoldAsync(db, nodes, reservation, hold with { End = newEnd }, ct));
+                return new Outcome(StatusCodes.Status200OK, await ReservationViews.FromHoldAsync(db, nodes, reservation, hold with { End = newEnd }, ct),
+                    Writes: AllocationWriter.SetEnd(pool.Id, hold, newEnd, now));
             }
-        });
+        }, reservationId);
+    }
+
+    /// <summary>The reservation with its lease; the decider has loaded it for the batch, so this asks the database only as a fallback.</summary>
+    private static async Task<Reservation> FindAsync(MetaComputeDbContext db, Guid reservationId, CancellationToken ct)
+    {
+        var reservation = await db.Reservations.FindAsync([reservationId], ct)
+                          ?? throw new InvalidOperationException($"Reservation {reservationId} vanished.");
+        var lease = db.Entry(reservation).Reference(r => r.Lease);
+        if (!lease.IsLoaded)
+        {
+            await lease.LoadAsync(ct);
+        }
+
+        return reservation;
     }
 
     /// <summary>The pool of the caller's own reservation, or null: another tenant's reservation is not found.</summary>

@@ -1,23 +1,19 @@
-using MetaCompute.Api.Data;
 using MetaCompute.Scheduling;
-using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace MetaCompute.Api.Scheduling;
 
 /// <summary>
-/// The raw SQL behind allocation changes. Each one writes the allocation rows (the exclusion constraint checks them)
-/// and appends the lease's new hold to the pool's change log in one round trip, in the caller's transaction and under
-/// the pool's lock, then applies the hold to the pool's index so the next decision of the same batch sees it.
-/// The pool's lock is held, so the change log's max(version) + 1 cannot race; its primary key would refuse a duplicate.
+/// The raw SQL behind allocation changes, as commands the pool's decider sends in one round trip for its whole batch
+/// once the batch's reservations and leases are saved. Each change writes the allocation rows (the exclusion
+/// constraint checks them) and appends the lease's new hold to the pool's change log. The caller applies the same hold
+/// to the pool's index when it decides, so later decisions of the batch see it. The pool's lock is held, so the change
+/// log's max(version) + 1 cannot race; its primary key would refuse a duplicate.
 /// </summary>
 public static class AllocationWriter
 {
-    /// <summary>
-    /// Writes a new lease's allocation rows. The hold is applied to the index by the caller when it decides, since the
-    /// rows can only be written once the lease row is saved, after later decisions of the batch.
-    /// </summary>
-    public static async Task InsertAsync(MetaComputeDbContext db, string poolId, Guid leaseId, DateTimeOffset start,
-        DateTimeOffset end, IReadOnlyList<NodeGpus> gpus, DateTimeOffset now, CancellationToken ct)
+    public static IReadOnlyList<NpgsqlBatchCommand> Insert(string poolId, Guid leaseId, DateTimeOffset start, DateTimeOffset end,
+        IReadOnlyList<NodeGpus> gpus, DateTimeOffset now)
     {
         var gpuIds = new List<long>();
         var gpuNodes = new List<int>();
@@ -30,44 +26,45 @@ public static class AllocationWriter
             }
         }
 
-        var (nodeIds, masks) = Columns(gpus);
-        await db.Database.ExecuteSqlAsync($"""
-            INSERT INTO allocations (lease_id, gpu_id, node_id, period)
-            SELECT {leaseId}, g, n, tstzrange({start}, {end}, '[)')
-            FROM unnest({gpuIds.ToArray()}::bigint[], {gpuNodes.ToArray()}::int[]) AS t(g, n);
-            INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
-            SELECT {poolId}, coalesce(max(version), 0) + 1, {leaseId}, {start}, {end}, {nodeIds}, {masks}, {now}
-            FROM pool_changes WHERE pool_id = {poolId};
-            """, ct);
+        return
+        [
+            Command("""
+                INSERT INTO allocations (lease_id, gpu_id, node_id, period)
+                SELECT $1, g, n, tstzrange($2, $3, '[)') FROM unnest($4::bigint[], $5::int[]) AS t(g, n)
+                """, leaseId, start, end, gpuIds.ToArray(), gpuNodes.ToArray()),
+            Change(poolId, leaseId, start, end, gpus, now),
+        ];
     }
 
     /// <summary>Moves the end of every allocation of the lease (an extension, or a cancellation after the start).</summary>
-    public static async Task SetEndAsync(MetaComputeDbContext db, PoolOccupancy index, string poolId, LeaseHold hold, DateTimeOffset newEnd,
-        DateTimeOffset now, CancellationToken ct)
-    {
-        var (nodeIds, masks) = Columns(hold.Gpus);
-        await db.Database.ExecuteSqlAsync($"""
-            UPDATE allocations SET period = tstzrange(lower(period), {newEnd}, '[)') WHERE lease_id = {hold.LeaseId};
-            INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
-            SELECT {poolId}, coalesce(max(version), 0) + 1, {hold.LeaseId}, {hold.Start}, {newEnd}, {nodeIds}, {masks}, {now}
-            FROM pool_changes WHERE pool_id = {poolId};
-            """, ct);
-        index.SetLease(hold with { End = newEnd });
-    }
+    public static IReadOnlyList<NpgsqlBatchCommand> SetEnd(string poolId, LeaseHold hold, DateTimeOffset newEnd, DateTimeOffset now) =>
+    [
+        Command("UPDATE allocations SET period = tstzrange(lower(period), $2, '[)') WHERE lease_id = $1", hold.LeaseId, newEnd),
+        Change(poolId, hold.LeaseId, hold.Start, newEnd, hold.Gpus, now),
+    ];
 
     /// <summary>Releases every allocation of the lease (a cancellation before the start): an empty hold in the log.</summary>
-    public static async Task DeleteAsync(MetaComputeDbContext db, PoolOccupancy index, string poolId, Guid leaseId, DateTimeOffset now,
-        CancellationToken ct)
-    {
-        await db.Database.ExecuteSqlAsync($"""
-            DELETE FROM allocations WHERE lease_id = {leaseId};
-            INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
-            SELECT {poolId}, coalesce(max(version), 0) + 1, {leaseId}, {now}, {now}, {Array.Empty<int>()}, {Array.Empty<short>()}, {now}
-            FROM pool_changes WHERE pool_id = {poolId};
-            """, ct);
-        index.RemoveLease(leaseId);
-    }
+    public static IReadOnlyList<NpgsqlBatchCommand> Delete(string poolId, Guid leaseId, DateTimeOffset now) =>
+    [
+        Command("DELETE FROM allocations WHERE lease_id = $1", leaseId),
+        Change(poolId, leaseId, now, now, [], now),
+    ];
 
-    private static (int[] NodeIds, short[] Masks) Columns(IReadOnlyList<NodeGpus> gpus) =>
-        (gpus.Select(g => g.NodeId).ToArray(), gpus.Select(g => (short)g.Mask).ToArray());
+    private static NpgsqlBatchCommand Change(string poolId, Guid leaseId, DateTimeOffset start, DateTimeOffset end, IReadOnlyList<NodeGpus> gpus,
+        DateTimeOffset now) =>
+        Command("""
+            INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
+            SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7 FROM pool_changes WHERE pool_id = $1
+            """, poolId, leaseId, start, end, gpus.Select(g => g.NodeId).ToArray(), gpus.Select(g => (short)g.Mask).ToArray(), now);
+
+    private static NpgsqlBatchCommand Command(string sql, params object[] values)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
+
+        return command;
+    }
 }

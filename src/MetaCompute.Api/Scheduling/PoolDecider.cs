@@ -4,6 +4,7 @@ using MetaCompute.Api.Data;
 using MetaCompute.Api.Idempotency;
 using MetaCompute.Scheduling;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
@@ -13,7 +14,7 @@ namespace MetaCompute.Api.Scheduling;
 /// <summary>A use case that changes a pool's allocations, run inside its pool's batch transaction.</summary>
 public delegate Task<Outcome> PoolEffect(MetaComputeDbContext db, PoolOccupancy index, DateTimeOffset now, CancellationToken ct);
 
-public sealed record PoolWork(Guid TenantId, string Key, byte[] RequestHash, PoolEffect Effect)
+public sealed record PoolWork(Guid TenantId, string Key, byte[] RequestHash, PoolEffect Effect, Guid? ReservationId = null)
 {
     public TaskCompletionSource<IResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public int Attempts { get; set; }
@@ -105,33 +106,41 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         // The batch saves once inside its transaction; a savepoint around that save would only add round trips.
         db.Database.AutoSavepointsEnabled = false;
         await using var tx = await db.Database.BeginTransactionAsync();
+        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         return await cache.LockedAsync(db, poolId, async index =>
         {
             // PostgreSQL keeps microseconds; answers built in memory must match what a later read returns.
             var clock = time.GetUtcNow();
             var now = clock.AddTicks(-(clock.UtcTicks % 10));
             var answered = new List<(PoolWork Work, IResult Result)>();
-            var afterSaves = new List<Func<CancellationToken, Task>>();
+            await using var writes = new NpgsqlBatch(connection, (NpgsqlTransaction)tx.GetDbTransaction());
             var answeredInBatch = new Dictionary<(Guid, string), StoredAnswer>();
             try
             {
                 var keys = await IdempotentRequest.LookUpKeysAsync(db, batch, CancellationToken.None);
+                // The reservations the batch changes, tracked, so each effect finds its own without a query.
+                var reservationIds = batch.Where(w => w.ReservationId is not null).Select(w => w.ReservationId!.Value).Distinct().ToList();
+                if (reservationIds.Count > 0)
+                {
+                    await db.Reservations.Include(r => r.Lease).Where(r => reservationIds.Contains(r.Id)).LoadAsync();
+                }
+
                 for (var i = 0; i < batch.Count; i++)
                 {
-                    var (result, afterSave) = await IdempotentRequest.ExecuteAsync(db, index, batch[i], keys[i], answeredInBatch, now,
+                    var (result, requestWrites) = await IdempotentRequest.ExecuteAsync(db, index, batch[i], keys[i], answeredInBatch, now,
                         json.Value.SerializerOptions, CancellationToken.None);
                     answered.Add((batch[i], result));
-                    if (afterSave is not null)
+                    foreach (var command in requestWrites ?? [])
                     {
-                        afterSaves.Add(afterSave);
+                        writes.BatchCommands.Add(command);
                     }
                 }
 
-                // One save for the whole batch: reservations, leases, events and key rows; then the rows that refer to them.
+                // One save for the whole batch (reservations, leases, events, key rows), then every allocation write.
                 await db.SaveChangesAsync();
-                foreach (var afterSave in afterSaves)
+                if (writes.BatchCommands.Count > 0)
                 {
-                    await afterSave(CancellationToken.None);
+                    await writes.ExecuteNonQueryAsync();
                 }
             }
             catch (Exception e)
