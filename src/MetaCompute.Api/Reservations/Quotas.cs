@@ -1,6 +1,5 @@
 using MetaCompute.Api.Data;
 using Microsoft.EntityFrameworkCore;
-using Npgsql;
 
 namespace MetaCompute.Api.Reservations;
 
@@ -14,51 +13,37 @@ public static class Quotas
 {
     public const string ExceededType = Infrastructure.Problems.BaseUri + "quota-exceeded";
 
-    /// <summary>
-    /// The tenant's peak concurrent GPUs in the pool over <c>[start, end)</c> if <paramref name="gpuCount"/> more were
-    /// added. Runs under the pool's lock, so the check and the booking are one atomic step.
-    /// </summary>
-    public static async Task<(int Limit, int PeakWithRequest)> CheckAsync(MetaComputeDbContext db, QuotaOptions options, Guid tenantId,
-        string poolId, DateTimeOffset start, DateTimeOffset end, int gpuCount, CancellationToken ct)
-    {
-        // The quota and the overlapping reservations in one round trip.
-        await using var command = new NpgsqlCommand("""
-            SELECT coalesce((SELECT max_concurrent_gpus FROM tenant_quotas WHERE tenant_id = $1 AND pool_id = $2), $3),
-                   r.start_at, r.end_at, r.gpu_count, r.id
-            FROM (SELECT 1) AS one
-            LEFT JOIN reservations r ON r.tenant_id = $1 AND r.pool_id = $2 AND r.start_at < $5 AND r.end_at > $4
-                                    AND r.status IN ('Scheduled', 'Active')
-            """, (NpgsqlConnection)db.Database.GetDbConnection())
-        {
-            Parameters =
-            {
-                new() { Value = tenantId }, new() { Value = poolId }, new() { Value = options.DefaultMaxConcurrentGpus },
-                new() { Value = start }, new() { Value = end },
-            },
-        };
-        var limit = options.DefaultMaxConcurrentGpus;
-        var overlapping = new List<(DateTimeOffset StartAt, DateTimeOffset EndAt, int GpuCount, Guid Id)>();
-        await using (var reader = await command.ExecuteReaderAsync(ct))
-        {
-            while (await reader.ReadAsync(ct))
-            {
-                limit = reader.GetInt32(0);
-                if (!reader.IsDBNull(1))
-                {
-                    overlapping.Add((reader.GetFieldValue<DateTimeOffset>(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt32(3),
-                        reader.GetGuid(4)));
-                }
-            }
-        }
+    /// <summary>How far back the decider loads live reservations: offerings may start a few minutes in the past.</summary>
+    public static readonly TimeSpan LookBack = TimeSpan.FromHours(1);
 
-        // Earlier requests of the same batch are not saved yet: their reservations, as the unit of work holds them,
-        // replace what the database still says.
-        var pending = db.ChangeTracker.Entries<Reservation>().Select(e => e.Entity)
-            .Where(r => r.TenantId == tenantId && r.PoolId == poolId).ToList();
-        var pendingIds = pending.Select(r => r.Id).ToHashSet();
-        overlapping = overlapping.Where(r => !pendingIds.Contains(r.Id))
-            .Concat(pending.Where(r => r.Status is ReservationStatus.Scheduled or ReservationStatus.Active && r.StartAt < end && r.EndAt > start)
-                .Select(r => (r.StartAt, r.EndAt, r.GpuCount, r.Id)))
+    /// <summary>
+    /// Loads, tracked, what the quota checks of a batch need: every quota and every live reservation of the batch's
+    /// tenants in the pool. Each check then reads the unit of work, which also holds the batch's own unsaved changes.
+    /// </summary>
+    public static async Task LoadAsync(MetaComputeDbContext db, string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset now,
+        CancellationToken ct)
+    {
+        var since = now - LookBack;
+        await db.TenantQuotas.Where(q => q.PoolId == poolId && tenantIds.Contains(q.TenantId)).LoadAsync(ct);
+        await db.Reservations.Include(r => r.Lease)
+            .Where(r => r.PoolId == poolId && tenantIds.Contains(r.TenantId) && r.EndAt > since
+                        && (r.Status == ReservationStatus.Scheduled || r.Status == ReservationStatus.Active))
+            .LoadAsync(ct);
+    }
+
+    /// <summary>
+    /// The tenant's quota and its peak concurrent GPUs in the pool over <c>[start, end)</c> if <paramref name="gpuCount"/>
+    /// more were added. Runs in the pool's decider after <see cref="LoadAsync"/>, under the pool's lock, so the check and
+    /// the booking are one atomic step.
+    /// </summary>
+    public static (int Limit, int PeakWithRequest) Check(MetaComputeDbContext db, QuotaOptions options, Guid tenantId, string poolId,
+        DateTimeOffset start, DateTimeOffset end, int gpuCount)
+    {
+        var limit = db.TenantQuotas.Local.FirstOrDefault(q => q.TenantId == tenantId && q.PoolId == poolId)?.MaxConcurrentGpus
+                    ?? options.DefaultMaxConcurrentGpus;
+        var overlapping = db.Reservations.Local
+            .Where(r => r.TenantId == tenantId && r.PoolId == poolId && r.StartAt < end && r.EndAt > start
+                        && r.Status is ReservationStatus.Scheduled or ReservationStatus.Active)
             .ToList();
 
         // Sweep the window: the peak is reached at some reservation's start (or the window's).

@@ -111,7 +111,7 @@ public static class ReservationEndpoints
         QuotaOptions quotas,
         Guid tenantId, BookingSpec spec, DateTimeOffset now, CancellationToken ct)
     {
-        var (limit, peak) = await Quotas.CheckAsync(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount, ct);
+        var (limit, peak) = Quotas.Check(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount);
         if (peak > limit)
         {
             return Outcome.Problem(StatusCodes.Status409Conflict, Quotas.ExceededType, "Quota exceeded",
@@ -309,7 +309,7 @@ public static class ReservationEndpoints
                         new Dictionary<string, object?> { ["maxAdditionalHours"] = maxHours });
                 }
 
-                var (quota, peak) = await Quotas.CheckAsync(db, quotas.Value, tenantId, pool.Id, oldEnd, newEnd, reservation.GpuCount, ct);
+                var (quota, peak) = Quotas.Check(db, quotas.Value, tenantId, pool.Id, oldEnd, newEnd, reservation.GpuCount);
                 if (peak > quota)
                 {
                     return Outcome.Problem(StatusCodes.Status409Conflict, Quotas.ExceededType, "Quota exceeded",

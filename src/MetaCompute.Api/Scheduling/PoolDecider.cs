@@ -118,7 +118,9 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             try
             {
                 var keys = await IdempotentRequest.LookUpKeysAsync(db, batch, CancellationToken.None);
-                // The reservations the batch changes, tracked, so each effect finds its own without a query.
+                // What the batch's requests read, loaded and tracked once: their tenants' quotas and live reservations
+                // (quota sweeps then also see the batch's unsaved changes), and the reservations they change.
+                await Reservations.Quotas.LoadAsync(db, poolId, batch.Select(w => w.TenantId).Distinct().ToList(), now, CancellationToken.None);
                 var reservationIds = batch.Where(w => w.ReservationId is not null).Select(w => w.ReservationId!.Value).Distinct().ToList();
                 if (reservationIds.Count > 0)
                 {
