@@ -133,11 +133,12 @@ public static class TenantAdminEndpoints
     }
 
     public static async Task<Results<Ok<ApiKeyResponse>, ProblemHttpResult>> RevokeApiKey(Guid keyId, MetaComputeDbContext db, TimeProvider time,
-        CancellationToken ct)
+        Auth.ApiKeyCache keys, CancellationToken ct)
     {
         // Set-based and idempotent: revoking twice keeps the first revocation time.
         await db.ApiKeys.Where(k => k.Id == keyId && k.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, time.GetUtcNow()), ct);
+        keys.Remove(keyId);
         var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Id == keyId, ct);
         return key is null ? Problems.NotFound($"API key '{keyId}'") : TypedResults.Ok(key.ToResponse());
     }

@@ -15,6 +15,7 @@ public sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     MetaComputeDbContext db,
+    ApiKeyCache cache,
     IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
@@ -34,20 +35,19 @@ public sealed class ApiKeyAuthenticationHandler(
         }
 
         var hash = ApiKeys.Hash(header[7..].Trim());
-        var key = await db.ApiKeys.AsNoTracking()
-            .Where(k => k.KeyHash == hash && k.RevokedAt == null)
-            .Select(k => new
-            {
-                k.Id,
-                k.TenantId,
-                k.Role,
-                k.Prefix,
-                Kind = db.Tenants.Where(t => t.Id == k.TenantId).Select(t => (TenantKind?)t.Kind).FirstOrDefault(),
-            })
-            .FirstOrDefaultAsync(Context.RequestAborted);
-        if (key is null)
+        if (!cache.TryGet(hash, out var key))
         {
-            return AuthenticateResult.Fail("The API key is unknown or revoked.");
+            key = await db.ApiKeys.AsNoTracking()
+                .Where(k => k.KeyHash == hash && k.RevokedAt == null)
+                .Select(k => new ValidKey(k.Id, k.TenantId, k.Role, k.Prefix,
+                    db.Tenants.Where(t => t.Id == k.TenantId).Select(t => (TenantKind?)t.Kind).FirstOrDefault()))
+                .FirstOrDefaultAsync(Context.RequestAborted);
+            if (key is null)
+            {
+                return AuthenticateResult.Fail("The API key is unknown or revoked.");
+            }
+
+            cache.Add(hash, key);
         }
 
         var claims = new List<Claim>
@@ -59,7 +59,7 @@ public sealed class ApiKeyAuthenticationHandler(
         if (key.TenantId is { } tenantId)
         {
             claims.Add(new Claim(CallerClaims.TenantId, tenantId.ToString()));
-            claims.Add(new Claim(CallerClaims.TenantKind, (key.Kind ?? TenantKind.External).ToString()));
+            claims.Add(new Claim(CallerClaims.TenantKind, (key.TenantKind ?? TenantKind.External).ToString()));
         }
 
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));

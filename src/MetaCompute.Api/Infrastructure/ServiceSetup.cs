@@ -43,6 +43,8 @@ public static class ServiceSetup
         services.AddValidatorsFromAssemblyContaining<ValidationFilter>(includeInternalTypes: true);
         ValidatorOptions.Global.PropertyNameResolver = (_, member, _) => member is null ? null : JsonNamingPolicy.CamelCase.ConvertName(member.Name);
 
+        services.Configure<AuthOptions>(configuration.GetSection("Auth"));
+        services.AddSingleton<ApiKeyCache>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
