@@ -66,36 +66,23 @@ public sealed class ApiKeyAuthenticationHandler(
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers.WWWAuthenticate = "Bearer";
-        await problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = Context,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = StatusCodes.Status401Unauthorized,
-                Type = Problems.UnauthenticatedType,
-                Title = "Authentication required",
-                Detail = "Send a valid API key as 'Authorization: Bearer <api key>'.",
-            },
-        });
+        return WriteProblemAsync(StatusCodes.Status401Unauthorized, Problems.UnauthenticatedType, "Authentication required",
+            "Send a valid API key as 'Authorization: Bearer <api key>'.");
     }
 
-    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        WriteProblemAsync(StatusCodes.Status403Forbidden, Problems.ForbiddenType, "Not allowed", "This API key may not use this operation.");
+
+    private async Task WriteProblemAsync(int status, string type, string title, string detail)
     {
-        Response.StatusCode = StatusCodes.Status403Forbidden;
+        Response.StatusCode = status;
         await problems.WriteAsync(new ProblemDetailsContext
         {
             HttpContext = Context,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = StatusCodes.Status403Forbidden,
-                Type = Problems.ForbiddenType,
-                Title = "Not allowed",
-                Detail = "This API key may not use this operation.",
-            },
+            ProblemDetails = new ProblemDetails { Status = status, Type = type, Title = title, Detail = detail },
         });
     }
 }
