@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using MetaCompute.Api.Reservations;
 using MetaCompute.Api.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MetaCompute.Api.Tests;
 
@@ -203,5 +204,30 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal([sellable, sellable - 16, sellable - 16, sellable], availability.Steps.Select(s => s.FreeGpus));
         var healthy = sellable + await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
         Assert.All(availability.Steps, s => Assert.Equal(healthy, s.TotalGpus));
+    }
+
+    [Fact]
+    public async Task A_replica_that_fell_behind_a_pruned_change_log_rebuilds_its_index()
+    {
+        var tenant = await TenantWithoutQuotaLimitAsync();
+        await using var replica = new ApiFactory.Replica(api.ConnectionString);
+        using var first = api.ClientWithKey(tenant.ApiKey);
+        using var second = replica.CreateClient();
+        second.DefaultRequestHeaders.Authorization = new("Bearer", tenant.ApiKey);
+        var start = HourAhead(52);
+        (await second.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 2, tier = "reserved" })).EnsureSuccessStatusCode();
+        await FillAsync(first, await SellableGpusAsync() - 8, start, 2);
+
+        // Prune as the retention sweep would two hours later: only each pool's newest entry survives.
+        await using (var scope = api.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<Data.MetaComputeDbContext>();
+            await Maintenance.RetentionSweep.RunAsync(db, new Maintenance.RetentionOptions(), DateTimeOffset.UtcNow.AddHours(2), CancellationToken.None);
+        }
+
+        Assert.Equal(1L, await api.ScalarAsync<long>("SELECT count(*) FROM pool_changes WHERE pool_id = $1", Pool));
+        var refused = await second.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 2, tier = "reserved" });
+        await refused.AssertProblemAsync(HttpStatusCode.Conflict, ReservationEndpoints.InsufficientCapacityType);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
     }
 }
