@@ -20,6 +20,10 @@ public static class EventTypes
     public const string ReservationScheduled = "reservation.scheduled";
     public const string ReservationExtended = "reservation.extended";
     public const string ReservationCancelled = "reservation.cancelled";
+    public const string LeaseProvisioning = "lease.provisioning";
+    public const string ReservationActivated = "reservation.activated";
+    public const string ReservationEndingSoon = "reservation.ending_soon";
+    public const string ReservationCompleted = "reservation.completed";
 }
 
 /// <summary>An idempotency key: the request's hash and the answer it got, committed with the effect.</summary>

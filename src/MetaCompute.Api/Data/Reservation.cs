@@ -46,6 +46,8 @@ public sealed class Reservation
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? CancelledAt { get; set; }
+    /// <summary>When the scheduler sent <c>reservation.ending_soon</c>; set once, so a re-run tick sends nothing.</summary>
+    public DateTimeOffset? EndingSoonNotifiedAt { get; set; }
     public uint Version { get; set; }
     public Lease? Lease { get; set; }
 }
@@ -96,6 +98,8 @@ public sealed class ReservationConfiguration :
         b.HasOne(r => r.Lease).WithOne().HasForeignKey<Lease>(l => l.ReservationId);
         b.HasIndex(r => new { r.TenantId, r.Id });
         b.HasIndex(r => new { r.PoolId, r.TenantId, r.Status });
+        b.HasIndex(r => new { r.Status, r.StartAt });
+        b.HasIndex(r => new { r.Status, r.EndAt });
         b.ToTable(t =>
         {
             t.HasCheckConstraint("ck_reservations_window", "end_at > start_at");

@@ -59,6 +59,11 @@ public static class ServiceSetup
         services.Configure<Reservations.QuotaOptions>(configuration.GetSection("Quotas"));
         services.Configure<Maintenance.RetentionOptions>(configuration.GetSection("Retention"));
         services.AddHostedService<Maintenance.RetentionService>();
+        services.Configure<Scheduling.SchedulerOptions>(configuration.GetSection("Scheduler"));
+        if (configuration.GetValue("Scheduler:Enabled", true))
+        {
+            services.AddHostedService<Scheduling.SchedulerService>();
+        }
 
         services.AddPerApiKeyRateLimiting(configuration);
         services.AddMetaComputeOpenApi();

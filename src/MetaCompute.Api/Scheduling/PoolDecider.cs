@@ -164,8 +164,9 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
     private static void Fail(PoolWork work, Exception e, List<PoolWork> retry)
     {
         var pg = e as PostgresException ?? e.InnerException as PostgresException;
+        // A reservation the scheduler moved on meanwhile (its row version changed) is decided again on the new state.
         var retryable = pg?.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
-            or PostgresErrorCodes.ExclusionViolation;
+            or PostgresErrorCodes.ExclusionViolation || e is DbUpdateConcurrencyException;
         if (retryable && ++work.Attempts < MaxAttempts)
         {
             retry.Add(work);

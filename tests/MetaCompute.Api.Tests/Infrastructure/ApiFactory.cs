@@ -55,6 +55,8 @@ public class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         ["Serilog:MinimumLevel:Default"] = "Warning",
         ["RateLimiting:PermitsPerSecond"] = "100000",
         ["RateLimiting:Burst"] = "100000",
+        // Tests drive the scheduler's tick themselves, at the times they choose.
+        ["Scheduler:Enabled"] = "false",
     };
 
     /// <summary>Builds the template by starting the real app once against it: real migrations, real seeding.</summary>

@@ -617,6 +617,10 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("end_at");
 
+                    b.Property<DateTimeOffset?>("EndingSoonNotifiedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("ending_soon_notified_at");
+
                     b.Property<int>("GpuCount")
                         .HasColumnType("integer")
                         .HasColumnName("gpu_count");
@@ -672,6 +676,12 @@ namespace MetaCompute.Api.Data.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_reservations");
+
+                    b.HasIndex("Status", "EndAt")
+                        .HasDatabaseName("ix_reservations_status_end_at");
+
+                    b.HasIndex("Status", "StartAt")
+                        .HasDatabaseName("ix_reservations_status_start_at");
 
                     b.HasIndex("TenantId", "Id")
                         .HasDatabaseName("ix_reservations_tenant_id_id");

@@ -1,0 +1,82 @@
+using MetaCompute.Api.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace MetaCompute.Api.Scheduling;
+
+/// <summary>
+/// Runs the scheduler's tick in the one process that holds the leader lock: a session-level PostgreSQL advisory lock
+/// on a connection of its own. Other instances try again every interval, so one takes over when the leader's
+/// connection dies.
+/// </summary>
+public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider time, IOptions<SchedulerOptions> options,
+    ILogger<SchedulerService> logger) : BackgroundService
+{
+    private const long LeaderLockKey = 0x4d43_5343_4844; // "MCSCHD"
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.TickInterval, time);
+        NpgsqlConnection? leader = null;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await using var scope = scopes.CreateAsyncScope();
+                    var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
+                    leader ??= await TryLeadAsync(db.Database.GetConnectionString()!, stoppingToken);
+                    if (leader is null)
+                    {
+                        continue;
+                    }
+
+                    var result = await LifecycleTick.RunAsync(db, options.Value, time.GetUtcNow(), stoppingToken);
+                    if (result != new LifecycleTick.Result(0, 0, 0))
+                    {
+                        logger.LogInformation("Tick: {Activated} activated, {EndingSoon} ending soon, {Completed} completed",
+                            result.Activated, result.EndingSoon, result.Completed);
+                    }
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+                {
+                    // The lock lives with its connection: after a failure, give it up and compete again.
+                    logger.LogWarning(e, "Scheduler tick failed; leadership is released and retaken next interval");
+                    if (leader is not null)
+                    {
+                        await leader.DisposeAsync();
+                        leader = null;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            if (leader is not null)
+            {
+                await leader.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task<NpgsqlConnection?> TryLeadAsync(string connectionString, CancellationToken ct)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({LeaderLockKey})", connection);
+        if (await command.ExecuteScalarAsync(ct) is true)
+        {
+            logger.LogInformation("This instance is the scheduler's leader");
+            return connection;
+        }
+
+        await connection.DisposeAsync();
+        return null;
+    }
+}
