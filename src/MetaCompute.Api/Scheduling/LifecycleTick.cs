@@ -18,7 +18,8 @@ public sealed class SchedulerOptions
 /// Moves reservations through time: <c>scheduled → active</c> at the start (through a provisioning step with its own
 /// event), <c>reservation.ending_soon</c> a set time before the end, <c>→ completed</c> at the end. Each step is one
 /// set-based statement that changes state and appends the events together; events carry the boundary's time, not the
-/// tick's, so a late tick records what happened when it happened. Re-running a tick changes nothing.
+/// tick's, so a late tick records what happened when it happened. Re-running a tick changes nothing. Each pool's
+/// steps run under the pool's advisory lock, so they never race a batch of cancellations or extensions in that pool.
 /// </summary>
 public static class LifecycleTick
 {
@@ -26,11 +27,29 @@ public static class LifecycleTick
 
     public static async Task<Result> RunAsync(MetaComputeDbContext db, SchedulerOptions options, DateTimeOffset now, CancellationToken ct)
     {
+        var pools = await db.Reservations
+            .Where(r => (r.Status == ReservationStatus.Scheduled && r.StartAt <= now)
+                        || (r.Status == ReservationStatus.Active && r.EndAt - options.EndingSoonLead <= now))
+            .Select(r => r.PoolId).Distinct().OrderBy(p => p).ToListAsync(ct);
+        var total = new Result(0, 0, 0);
+        foreach (var poolId in pools)
+        {
+            var result = await RunPoolAsync(db, options, poolId, now, ct);
+            total = new Result(total.Activated + result.Activated, total.EndingSoon + result.EndingSoon, total.Completed + result.Completed);
+        }
+
+        return total;
+    }
+
+    private static async Task<Result> RunPoolAsync(MetaComputeDbContext db, SchedulerOptions options, string poolId, DateTimeOffset now,
+        CancellationToken ct)
+    {
         await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PoolOccupancyCache.PoolLockKey(poolId)})", ct);
         var activated = await db.Database.ExecuteSqlAsync($"""
             WITH due AS (
                 UPDATE reservations SET status = 'Active', updated_at = {now}
-                WHERE status = 'Scheduled' AND start_at <= {now}
+                WHERE pool_id = {poolId} AND status = 'Scheduled' AND start_at <= {now}
                 RETURNING id, tenant_id, start_at, gpu_count)
             INSERT INTO events (tenant_id, reservation_id, type, occurred_at, data)
             SELECT tenant_id, id, e.type, start_at, jsonb_build_object('gpuCount', gpu_count, 'startAt', start_at)
@@ -40,7 +59,7 @@ public static class LifecycleTick
         var endingSoon = await db.Database.ExecuteSqlAsync($"""
             WITH due AS (
                 UPDATE reservations SET ending_soon_notified_at = {now}
-                WHERE status = 'Active' AND ending_soon_notified_at IS NULL AND end_at - {options.EndingSoonLead} <= {now}
+                WHERE pool_id = {poolId} AND status = 'Active' AND ending_soon_notified_at IS NULL AND end_at - {options.EndingSoonLead} <= {now}
                 RETURNING id, tenant_id, end_at)
             INSERT INTO events (tenant_id, reservation_id, type, occurred_at, data)
             SELECT tenant_id, id, {EventTypes.ReservationEndingSoon}, end_at - {options.EndingSoonLead}, jsonb_build_object('endAt', end_at)
@@ -49,7 +68,7 @@ public static class LifecycleTick
         var completed = await db.Database.ExecuteSqlAsync($"""
             WITH due AS (
                 UPDATE reservations SET status = 'Completed', updated_at = {now}
-                WHERE status = 'Active' AND end_at <= {now}
+                WHERE pool_id = {poolId} AND status = 'Active' AND end_at <= {now}
                 RETURNING id, tenant_id, end_at)
             INSERT INTO events (tenant_id, reservation_id, type, occurred_at, data)
             SELECT tenant_id, id, {EventTypes.ReservationCompleted}, end_at, jsonb_build_object('endAt', end_at)
