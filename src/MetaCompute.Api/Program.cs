@@ -37,27 +37,10 @@ app.UseAuthentication();
 app.UseAuthorization();
 app.UseRateLimiter();
 
-// The route table. Policy (auth, rate limit, validation) is applied once per group.
-var v1 = app.MapGroup("/v1")
-    .RequireAuthorization()
-    .RequireRateLimiting(RateLimiting.PerApiKey)
-    .AddEndpointFilter<ValidationFilter>()
-    .ProducesProblem(StatusCodes.Status401Unauthorized)
-    .ProducesProblem(StatusCodes.Status429TooManyRequests);
-
-v1.MapCatalogEndpoints();
-v1.MapAvailabilityEndpoints();
-v1.MapOfferingEndpoints();
-
-var tenant = v1.MapGroup("").RequireAuthorization(CallerClaims.TenantPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
-tenant.MapTenantSelfEndpoints();
-tenant.MapReservationEndpoints();
-tenant.MapEventEndpoints();
-
-var admin = v1.MapGroup("/admin").RequireAuthorization(CallerClaims.OperatorPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
-admin.MapTenantAdminEndpoints();
-admin.MapQuotaAdminEndpoints();
-admin.MapNodeAdminEndpoints();
+if (app.Configuration["role"] != "scheduler")
+{
+    MapApi(app);
+}
 
 app.MapHealthEndpoints();
 app.MapOpenApi().AllowAnonymous();
@@ -74,4 +57,30 @@ app.Lifetime.ApplicationStarted.Register(() => StartupBanner.Print(app));
 await app.RunAsync();
 return 0;
 
-public partial class Program;
+public partial class Program
+{
+    /// <summary>The route table. Policy (auth, rate limit, validation) is applied once per group.</summary>
+    private static void MapApi(WebApplication app)
+    {
+        var v1 = app.MapGroup("/v1")
+            .RequireAuthorization()
+            .RequireRateLimiting(RateLimiting.PerApiKey)
+            .AddEndpointFilter<ValidationFilter>()
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
+
+        v1.MapCatalogEndpoints();
+        v1.MapAvailabilityEndpoints();
+        v1.MapOfferingEndpoints();
+
+        var tenant = v1.MapGroup("").RequireAuthorization(CallerClaims.TenantPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
+        tenant.MapTenantSelfEndpoints();
+        tenant.MapReservationEndpoints();
+        tenant.MapEventEndpoints();
+
+        var admin = v1.MapGroup("/admin").RequireAuthorization(CallerClaims.OperatorPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
+        admin.MapTenantAdminEndpoints();
+        admin.MapQuotaAdminEndpoints();
+        admin.MapNodeAdminEndpoints();
+    }
+}

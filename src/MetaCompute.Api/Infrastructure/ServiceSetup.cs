@@ -60,7 +60,8 @@ public static class ServiceSetup
         services.Configure<Maintenance.RetentionOptions>(configuration.GetSection("Retention"));
         services.AddHostedService<Maintenance.RetentionService>();
         services.Configure<Scheduling.SchedulerOptions>(configuration.GetSection("Scheduler"));
-        if (configuration.GetValue("Scheduler:Enabled", true))
+        // `--role api` serves HTTP without the scheduler; `--role scheduler` runs the scheduler (and health) only.
+        if (configuration["role"] != "api" && configuration.GetValue("Scheduler:Enabled", true))
         {
             services.AddHostedService<Scheduling.SchedulerService>();
         }

@@ -1,0 +1,113 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+
+namespace MetaCompute.Api.Tests;
+
+/// <summary>Two real scheduler processes on one database: one leads; when it dies, the other takes over.</summary>
+public sealed class SchedulerFailoverTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private const string LeaderLine = "This instance is the scheduler's leader";
+
+    [Fact]
+    public async Task When_the_leader_dies_a_standby_takes_over_within_15_seconds()
+    {
+        await using var first = SchedulerProcess.Start(api.ConnectionString);
+        Assert.True(await first.WaitForAsync(LeaderLine, TimeSpan.FromSeconds(30)), "the first scheduler never led:\n" + first.Output);
+        await using var second = SchedulerProcess.Start(api.ConnectionString);
+        Assert.True(await second.WaitForAsync("Now listening", TimeSpan.FromSeconds(30)), "the standby never started:\n" + second.Output);
+        Assert.False(await second.WaitForAsync(LeaderLine, TimeSpan.FromSeconds(3)), "two leaders at once");
+
+        // A reservation that starts now is activated only by whoever leads after the kill.
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        first.Kill();
+        var killedAt = Stopwatch.StartNew();
+        var reservation = await (await client.ReserveAsync(new { poolId = "us-ohio-1-h100", gpuCount = 1, durationHours = 1 })).ReadReservationAsync();
+
+        Assert.True(await second.WaitForAsync(LeaderLine, TimeSpan.FromSeconds(15)), "the standby did not take over:\n" + second.Output);
+        var id = Guid.Parse(reservation.Id);
+        while (killedAt.Elapsed < TimeSpan.FromSeconds(15)
+               && await api.WithDbAsync(db => db.Reservations.Where(r => r.Id == id).Select(r => r.Status).SingleAsync()) != ReservationStatus.Active)
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(ReservationStatus.Active, await api.WithDbAsync(db => db.Reservations.Where(r => r.Id == id).Select(r => r.Status).SingleAsync()));
+        Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(15), $"took over after {killedAt.Elapsed}");
+    }
+
+    /// <summary>The built service run as its own process with <c>--role scheduler</c>, bound to a loopback port.</summary>
+    private sealed class SchedulerProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly ConcurrentQueue<string> _lines = new();
+
+        private SchedulerProcess(Process process)
+        {
+            _process = process;
+            _process.OutputDataReceived += (_, e) => { if (e.Data is not null) _lines.Enqueue(e.Data); };
+            _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _lines.Enqueue(e.Data); };
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        public string Output => string.Join('\n', _lines);
+
+        public static SchedulerProcess Start(string connectionString)
+        {
+            var info = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = AppContext.BaseDirectory,
+            };
+            foreach (var arg in new[]
+            {
+                Path.Combine(AppContext.BaseDirectory, "MetaCompute.Api.dll"), "--role", "scheduler", "--urls", "http://127.0.0.1:0",
+                "--ConnectionStrings:Postgres", connectionString, "--Scheduler:TickInterval", "00:00:01",
+                "--Serilog:MinimumLevel:Default", "Information",
+            })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            info.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
+            return new SchedulerProcess(Process.Start(info) ?? throw new InvalidOperationException("Could not start the scheduler."));
+        }
+
+        public async Task<bool> WaitForAsync(string text, TimeSpan timeout)
+        {
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < timeout)
+            {
+                if (_lines.Any(l => l.Contains(text, StringComparison.Ordinal)))
+                {
+                    return true;
+                }
+
+                await Task.Delay(100);
+            }
+
+            return false;
+        }
+
+        public void Kill()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit();
+            }
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Kill();
+            _process.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
