@@ -1,4 +1,8 @@
+using System.Security.Claims;
 using FluentValidation;
+using MetaCompute.Api.Auth;
+using MetaCompute.Api.Events;
+using MetaCompute.Api.Scheduling;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Infrastructure;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -29,6 +33,12 @@ public static class NodeAdminEndpoints
     {
         admin.MapGet("/nodes", ListNodes).WithTags("Admin: fleet").WithName("listNodes")
             .WithSummary("List nodes, optionally by pool and state").ProducesValidationProblem();
+        admin.MapPost("/nodes/{nodeId:int}/drain", DrainNode).WithTags("Admin: fleet").WithName("drainNode")
+            .WithSummary("Close a node to new allocations; its leases run to their end")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        admin.MapPost("/nodes/{nodeId:int}/undrain", UndrainNode).WithTags("Admin: fleet").WithName("undrainNode")
+            .WithSummary("Open a drained node to new allocations again")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         return admin;
     }
 
@@ -53,17 +63,82 @@ public static class NodeAdminEndpoints
             nodes = nodes.Where(n => n.Id > afterId);
         }
 
-        var rows = await (
-                from n in nodes
-                join r in db.Racks on n.RackId equals r.Id
-                join i in db.FabricIslands on n.IslandId equals i.Id
-                join s in db.Sites on i.SiteId equals s.Id
-                orderby n.Id
-                select new { Node = n, Rack = r.Name, Island = i.Name, Site = s.Name })
-            .Take(limit + 1)
-            .ToListAsync(ct);
-        return TypedResults.Ok(Paging.ToPage(rows, limit, x => x.Node.Id.ToString(),
-            x => new NodeResponse(x.Node.Id.ToString(), x.Node.Hostname, x.Node.PoolId, x.Site, x.Island, x.Rack, x.Node.State,
-                Simulation.Inventory.InventoryOptions.GpusPerNode, x.Node.UpdatedAt)));
+        var rows = await Rows(db, nodes).OrderBy(x => x.Node.Id).Take(limit + 1).ToListAsync(ct);
+        return TypedResults.Ok(Paging.ToPage(rows, limit, x => x.Node.Id.ToString(), ToResponse));
+    }
+
+    /// <summary>A node with the names of where it sits; an initializer, not a constructor, so EF can order by it.</summary>
+    private sealed class NodeRow
+    {
+        public required Node Node { get; init; }
+        public required string Rack { get; init; }
+        public required string Island { get; init; }
+        public required string Site { get; init; }
+    }
+
+    private static IQueryable<NodeRow> Rows(MetaComputeDbContext db, IQueryable<Node> nodes) =>
+        from n in nodes
+        join r in db.Racks on n.RackId equals r.Id
+        join i in db.FabricIslands on n.IslandId equals i.Id
+        join s in db.Sites on i.SiteId equals s.Id
+        select new NodeRow { Node = n, Rack = r.Name, Island = i.Name, Site = s.Name };
+
+    private static NodeResponse ToResponse(NodeRow x) => new(x.Node.Id.ToString(), x.Node.Hostname, x.Node.PoolId, x.Site, x.Island, x.Rack,
+        x.Node.State, Simulation.Inventory.InventoryOptions.GpusPerNode, x.Node.UpdatedAt);
+
+    public const string InvalidNodeStateType = Problems.BaseUri + "invalid-node-state";
+
+    public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> DrainNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
+        PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
+        ChangeStateAsync(nodeId, NodeState.Healthy, NodeState.Draining, EventTypes.NodeDrained, user, db, occupancy, time, ct);
+
+    public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> UndrainNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
+        PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
+        ChangeStateAsync(nodeId, NodeState.Draining, NodeState.Healthy, EventTypes.NodeUndrained, user, db, occupancy, time, ct);
+
+    /// <summary>
+    /// Moves a node from one state to another under its pool's lock, appends the change to the pool's log (so every
+    /// replica's decider stops or resumes placing on it) and an audit event (who, what, before, after), in one
+    /// transaction. Any other starting state is a 409: nothing changes silently.
+    /// </summary>
+    private static async Task<Results<Ok<NodeResponse>, ProblemHttpResult>> ChangeStateAsync(int nodeId, NodeState from, NodeState to, string eventType,
+        ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
+    {
+        var poolId = await db.Nodes.Where(n => n.Id == nodeId).Select(n => n.PoolId).FirstOrDefaultAsync(ct);
+        if (poolId is null)
+        {
+            return Problems.NotFound($"Node '{nodeId}'");
+        }
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        return await occupancy.LockedAsync<Results<Ok<NodeResponse>, ProblemHttpResult>>(db, poolId, async index =>
+        {
+            var node = await db.Nodes.SingleAsync(n => n.Id == nodeId, ct);
+            if (node.State != from)
+            {
+                return TypedResults.Problem(title: "Invalid node state", statusCode: StatusCodes.Status409Conflict, type: InvalidNodeStateType,
+                    detail: $"Node {node.Hostname} is {WireEnum.Name(node.State)}; only a {WireEnum.Name(from)} node can become {WireEnum.Name(to)}.");
+            }
+
+            var now = time.GetUtcNow();
+            node.State = to;
+            node.UpdatedAt = now;
+            db.Append(eventType, null, null, now, new
+            {
+                nodeId, node.Hostname, poolId, by = user.KeyIdOf(), before = WireEnum.Name(from), after = WireEnum.Name(to),
+            });
+            await db.SaveChangesAsync(ct);
+            var allocatable = to == NodeState.Healthy;
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO pool_changes (pool_id, version, node_id, node_allocatable, start_at, end_at, node_ids, gpu_masks, created_at)
+                SELECT {poolId}, coalesce(max(version), 0) + 1, {nodeId}, {allocatable}, {now}, {now}, {Array.Empty<int>()}, {Array.Empty<short>()}, {now}
+                FROM pool_changes WHERE pool_id = {poolId}
+                """, ct);
+            var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => c.Version, ct);
+            await tx.CommitAsync(ct);
+            index.SetAllocatable(nodeId, allocatable);
+            index.Version = version;
+            return TypedResults.Ok(ToResponse(await Rows(db, db.Nodes.AsNoTracking().Where(n => n.Id == nodeId)).SingleAsync(ct)));
+        }, ct);
     }
 }

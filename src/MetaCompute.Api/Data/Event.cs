@@ -21,6 +21,8 @@ public static class EventTypes
     public const string ReservationExtended = "reservation.extended";
     public const string ReservationCancelled = "reservation.cancelled";
     public const string LeaseProvisioning = "lease.provisioning";
+    public const string NodeDrained = "node.drained";
+    public const string NodeUndrained = "node.undrained";
     public const string ReservationActivated = "reservation.activated";
     public const string ReservationEndingSoon = "reservation.ending_soon";
     public const string ReservationCompleted = "reservation.completed";
@@ -40,13 +42,18 @@ public sealed class IdempotencyRecord
 
 /// <summary>
 /// One entry of a pool's allocation change log. Every allocation transaction bumps the pool's version and appends
-/// the new hold of the lease it touched (empty arrays: released), so deciders catch up by reading only what changed.
+/// the new hold of the lease it touched (empty arrays: released), or a node's new allocatability, so deciders catch up
+/// by reading only what changed.
 /// </summary>
 public sealed class PoolChange
 {
     public required string PoolId { get; init; }
     public long Version { get; init; }
-    public Guid LeaseId { get; init; }
+    /// <summary>The lease whose hold changed; null for a node change.</summary>
+    public Guid? LeaseId { get; init; }
+    /// <summary>The node that was opened or closed to new allocations (drain, undrain); null for a lease change.</summary>
+    public int? NodeId { get; init; }
+    public bool? NodeAllocatable { get; init; }
     public DateTimeOffset StartAt { get; init; }
     public DateTimeOffset EndAt { get; init; }
     public required int[] NodeIds { get; init; }

@@ -126,8 +126,14 @@ public sealed class PoolOccupancyCache(TimeProvider time)
 
     private static void Apply(PoolOccupancy index, PoolChange change)
     {
+        if (change.NodeId is { } nodeId)
+        {
+            index.SetAllocatable(nodeId, change.NodeAllocatable ?? false);
+            return;
+        }
+
         var gpus = change.NodeIds.Zip(change.GpuMasks, (node, mask) => new NodeGpus(node, (byte)mask)).ToList();
-        index.SetLease(new LeaseHold(change.LeaseId, change.StartAt, change.EndAt, gpus));
+        index.SetLease(new LeaseHold(change.LeaseId!.Value, change.StartAt, change.EndAt, gpus));
     }
 
     /// <summary>Builds the index from the nodes and the holds that have not ended; done once per pool per process.</summary>

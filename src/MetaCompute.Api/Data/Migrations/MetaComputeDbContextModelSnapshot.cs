@@ -529,9 +529,17 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("smallint[]")
                         .HasColumnName("gpu_masks");
 
-                    b.Property<Guid>("LeaseId")
+                    b.Property<Guid?>("LeaseId")
                         .HasColumnType("uuid")
                         .HasColumnName("lease_id");
+
+                    b.Property<bool?>("NodeAllocatable")
+                        .HasColumnType("boolean")
+                        .HasColumnName("node_allocatable");
+
+                    b.Property<int?>("NodeId")
+                        .HasColumnType("integer")
+                        .HasColumnName("node_id");
 
                     b.PrimitiveCollection<int[]>("NodeIds")
                         .IsRequired()
