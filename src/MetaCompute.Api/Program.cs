@@ -82,5 +82,6 @@ public partial class Program
         admin.MapTenantAdminEndpoints();
         admin.MapQuotaAdminEndpoints();
         admin.MapNodeAdminEndpoints();
+        admin.MapPoolAdminEndpoints();
     }
 }

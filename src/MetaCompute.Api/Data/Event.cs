@@ -23,6 +23,7 @@ public static class EventTypes
     public const string LeaseProvisioning = "lease.provisioning";
     public const string NodeDrained = "node.drained";
     public const string NodeUndrained = "node.undrained";
+    public const string PoolUpdated = "pool.updated";
     public const string ReservationActivated = "reservation.activated";
     public const string ReservationEndingSoon = "reservation.ending_soon";
     public const string ReservationCompleted = "reservation.completed";

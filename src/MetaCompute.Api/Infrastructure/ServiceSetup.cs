@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using FluentValidation;
+using FluentValidation.Internal;
 using MetaCompute.Api.Auth;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Health;
@@ -41,7 +42,11 @@ public static class ServiceSetup
         });
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddValidatorsFromAssemblyContaining<ValidationFilter>(includeInternalTypes: true);
-        ValidatorOptions.Global.PropertyNameResolver = (_, member, _) => member is null ? null : JsonNamingPolicy.CamelCase.ConvertName(member.Name);
+        // Field names as the JSON has them: camelCase, nested ones dotted (rules.minGpus).
+        ValidatorOptions.Global.PropertyNameResolver = (_, member, expression) =>
+            expression is not null && PropertyChain.FromExpression(expression).ToString() is { Length: > 0 } chain
+                ? string.Join('.', chain.Split('.').Select(JsonNamingPolicy.CamelCase.ConvertName))
+                : member is null ? null : JsonNamingPolicy.CamelCase.ConvertName(member.Name);
 
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
         services.AddSingleton<ApiKeyCache>();
