@@ -99,4 +99,19 @@ public sealed class LifecycleTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(ReservationStatus.Cancelled, state.Status);
         Assert.Equal([EventTypes.ReservationScheduled, EventTypes.ReservationCancelled], state.Events.Select(e => e.Type));
     }
+
+    [Fact]
+    public async Task An_extension_after_the_warning_gets_a_new_warning_before_the_new_end()
+    {
+        var tenant = await api.CreateTenantAsync();
+        var r = await BookAsync(30, tenant);
+        await TickAsync(r.EndAt.AddMinutes(-39));
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var extended = await (await client.PostIdempotentAsync($"/v1/reservations/{r.Id}/extend", new { additionalHours = 2 })).ReadReservationAsync();
+
+        await TickAsync(extended.EndAt.AddMinutes(-39));
+
+        var warnings = (await StateAsync(r.Id)).Events.Where(e => e.Type == EventTypes.ReservationEndingSoon).Select(e => e.At);
+        Assert.Equal([r.EndAt.AddMinutes(-40), extended.EndAt.AddMinutes(-40)], warnings);
+    }
 }

@@ -321,6 +321,8 @@ public static class ReservationEndpoints
                 index.SetLease(hold with { End = newEnd });
                 lease.EndAt = newEnd;
                 reservation.EndAt = newEnd;
+                // The warning was about the old end; the scheduler warns again before the new one.
+                reservation.EndingSoonNotifiedAt = null;
                 reservation.TotalPrice += Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
                 reservation.UpdatedAt = now;
                 db.Append(EventTypes.ReservationExtended, tenantId, reservation.Id, now, new
