@@ -83,5 +83,6 @@ public partial class Program
         admin.MapQuotaAdminEndpoints();
         admin.MapNodeAdminEndpoints();
         admin.MapPoolAdminEndpoints();
+        admin.MapUtilizationEndpoints();
     }
 }

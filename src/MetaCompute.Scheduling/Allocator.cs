@@ -97,6 +97,30 @@ public static class Allocator
         return free;
     }
 
+    /// <summary>
+    /// How a window's GPUs are used: busy at some time in it (on any node), free for all of it on nodes open to
+    /// allocation, and idle on nodes that are not (draining or failed). The three add up to the pool's GPUs.
+    /// </summary>
+    public static (int Busy, int AllocatableFree, int ClosedIdle) Usage(PoolOccupancy pool, DateTimeOffset start, DateTimeOffset end)
+    {
+        int busy = 0, free = 0, closedIdle = 0;
+        for (var pos = 0; pos < pool.NodeCount; pos++)
+        {
+            var idle = BitOperations.PopCount(pool.FreeMask(pos, start.UtcTicks, end.UtcTicks));
+            busy += PoolOccupancy.GpusPerNode - idle;
+            if (pool.IsAllocatable(pos))
+            {
+                free += idle;
+            }
+            else
+            {
+                closedIdle += idle;
+            }
+        }
+
+        return (busy, free, closedIdle);
+    }
+
     private static PlacementDecision PlaceWholeNodes(PoolOccupancy pool, PlacementRequest request, byte[] masks, int[] freeNodesPerIsland,
         int[] freeNodesPerRack)
     {

@@ -99,4 +99,34 @@ public sealed class NodeOperationsTests(ApiFactory api) : IClassFixture<ApiFacto
         using var tenantClient = api.ClientWithKey(tenant.ApiKey);
         await (await tenantClient.PostAsync($"/v1/admin/nodes/{node.Id}/undrain", null)).AssertProblemAsync(HttpStatusCode.Forbidden, Problems.ForbiddenType);
     }
+
+    [Fact]
+    public async Task Utilization_splits_every_step_into_allocated_free_held_back_and_unavailable()
+    {
+        var tenant = await TenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        using var operatorClient = api.OperatorClient();
+        var start = HourAhead(40);
+        (await client.ReserveAsync(new { poolId = Pool, gpuCount = 16, startAt = start, durationHours = 1, tier = "reserved" })).EnsureSuccessStatusCode();
+
+        var from = Uri.EscapeDataString(start.AddHours(-1).ToString("O"));
+        var to = Uri.EscapeDataString(start.AddHours(2).ToString("O"));
+        var steps = (await operatorClient.GetFromJsonAsync<UtilizationResponse>(
+            $"/v1/admin/utilization?poolId={Pool}&from={from}&to={to}&stepMinutes=60", Json.Options))!.Steps;
+
+        var total = (int)await api.ScalarAsync<long>("SELECT count(*) * 8 FROM nodes WHERE pool_id = $1", Pool);
+        var closed = (int)await api.ScalarAsync<long>("SELECT count(*) * 8 FROM nodes WHERE pool_id = $1 AND state <> 'Healthy'", Pool);
+        var holdback = await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
+        Assert.Equal([0, 16, 0], steps.Select(s => s.AllocatedGpus));
+        Assert.All(steps, s =>
+        {
+            Assert.Equal(total, s.TotalGpus);
+            Assert.Equal(closed, s.UnavailableGpus);
+            Assert.Equal(holdback, s.HeldBackGpus);
+            Assert.Equal(s.TotalGpus, s.AllocatedGpus + s.FreeGpus + s.HeldBackGpus + s.UnavailableGpus);
+        });
+
+        var tenantAsk = await client.GetAsync($"/v1/admin/utilization?poolId={Pool}");
+        await tenantAsk.AssertProblemAsync(HttpStatusCode.Forbidden, Problems.ForbiddenType);
+    }
 }

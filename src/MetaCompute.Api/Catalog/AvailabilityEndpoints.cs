@@ -19,18 +19,13 @@ public sealed record AvailabilityResponse(string PoolId, int StepMinutes, IReadO
 
 public sealed class AvailabilityQueryValidator : AbstractValidator<AvailabilityQuery>
 {
-    public const int MaxSteps = 500;
-
     public AvailabilityQueryValidator()
     {
         RuleFor(q => q.StepMinutes).InclusiveBetween(1, 7 * 24 * 60);
         RuleFor(q => q.To).GreaterThan(q => q.From!.Value).When(q => q.From is not null && q.To is not null).WithMessage("to must be after from.");
-        RuleFor(q => q).Must(q => Steps(q) <= MaxSteps).OverridePropertyName("stepMinutes")
-            .WithMessage($"Ask for at most {MaxSteps} steps: widen the step or shorten the range.");
+        RuleFor(q => q).Must(q => TimeSteps.WithinLimit(q.From, q.To, q.StepMinutes)).OverridePropertyName("stepMinutes")
+            .WithMessage($"Ask for at most {TimeSteps.MaxSteps} steps: widen the step or shorten the range.");
     }
-
-    private static double Steps(AvailabilityQuery q) =>
-        q.From is { } from && q.To is { } to ? (to - from).TotalMinutes / (q.StepMinutes ?? 60) : 24 * 60.0 / (q.StepMinutes ?? 60);
 }
 
 public static class AvailabilityEndpoints
@@ -56,22 +51,14 @@ public static class AvailabilityEndpoints
             return Problems.NotFound($"Pool '{poolId}'");
         }
 
-        var step = TimeSpan.FromMinutes(query.StepMinutes ?? 60);
+        var step = TimeSpan.FromMinutes(query.StepMinutes ?? TimeSteps.DefaultStepMinutes);
         var from = BookingRules.TruncateToSecond(query.From ?? time.GetUtcNow());
-        var to = query.To ?? from.AddDays(1);
+        var to = query.To ?? from + TimeSteps.DefaultSpan;
         var holdback = BookingRules.HoldbackFor(pool, OfferingEndpoints.TierForCaller(user));
         var total = (await PoolCapacity.ForPoolsAsync(db, [poolId], ct)).GetValueOrDefault(poolId, PoolCapacity.Empty).HealthyGpus;
-        var steps = await occupancy.ReadAsync(db, poolId, index =>
-        {
-            var list = new List<AvailabilityStep>();
-            for (var start = from; start < to; start += step)
-            {
-                var end = start + step < to ? start + step : to;
-                list.Add(new AvailabilityStep(start, end, Math.Max(0, Allocator.FreeGpus(index, start, end) - holdback), total));
-            }
-
-            return list;
-        }, ct);
+        var steps = await occupancy.ReadAsync(db, poolId, index => TimeSteps.Cut(from, to, step)
+            .Select(w => new AvailabilityStep(w.Start, w.End, Math.Max(0, Allocator.FreeGpus(index, w.Start, w.End) - holdback), total))
+            .ToList(), ct);
         return TypedResults.Ok(new AvailabilityResponse(poolId, (int)step.TotalMinutes, steps));
     }
 }

@@ -1,0 +1,62 @@
+using FluentValidation;
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Infrastructure;
+using MetaCompute.Api.Reservations;
+using MetaCompute.Api.Scheduling;
+using MetaCompute.Scheduling;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace MetaCompute.Api.Admin;
+
+public sealed record UtilizationQuery(string? PoolId, DateTimeOffset? From, DateTimeOffset? To, int? StepMinutes);
+
+/// <summary>One step: allocated + free + held back + unavailable (draining or failed, idle) = total.</summary>
+public sealed record UtilizationStep(DateTimeOffset StartAt, DateTimeOffset EndAt, int AllocatedGpus, int FreeGpus, int HeldBackGpus,
+    int UnavailableGpus, int TotalGpus);
+
+public sealed record UtilizationResponse(string PoolId, int StepMinutes, IReadOnlyList<UtilizationStep> Steps);
+
+public sealed class UtilizationQueryValidator : AbstractValidator<UtilizationQuery>
+{
+    public UtilizationQueryValidator()
+    {
+        RuleFor(q => q.PoolId).NotEmpty();
+        RuleFor(q => q.StepMinutes).InclusiveBetween(1, 7 * 24 * 60);
+        RuleFor(q => q.To).GreaterThan(q => q.From!.Value).When(q => q.From is not null && q.To is not null).WithMessage("to must be after from.");
+        RuleFor(q => q).Must(q => TimeSteps.WithinLimit(q.From, q.To, q.StepMinutes)).OverridePropertyName("stepMinutes")
+            .WithMessage($"Ask for at most {TimeSteps.MaxSteps} steps: widen the step or shorten the range.");
+    }
+}
+
+public static class UtilizationEndpoints
+{
+    public static RouteGroupBuilder MapUtilizationEndpoints(this RouteGroupBuilder admin)
+    {
+        admin.MapGet("/utilization", GetUtilization).WithTags("Admin: fleet").WithName("getUtilization")
+            .WithSummary("Allocated, free, held-back and unavailable GPUs of a pool per time step")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
+        return admin;
+    }
+
+    public static async Task<Results<Ok<UtilizationResponse>, ProblemHttpResult>> GetUtilization([AsParameters] UtilizationQuery query,
+        MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
+    {
+        var pool = await db.Pools.AsNoTracking().FirstOrDefaultAsync(p => p.Id == query.PoolId, ct);
+        if (pool is null)
+        {
+            return Problems.NotFound($"Pool '{query.PoolId}'");
+        }
+
+        var step = TimeSpan.FromMinutes(query.StepMinutes ?? TimeSteps.DefaultStepMinutes);
+        var from = BookingRules.TruncateToSecond(query.From ?? time.GetUtcNow());
+        var to = query.To ?? from + TimeSteps.DefaultSpan;
+        var steps = await occupancy.ReadAsync(db, pool.Id, index => TimeSteps.Cut(from, to, step).Select(w =>
+        {
+            var (busy, allocatableFree, closedIdle) = Allocator.Usage(index, w.Start, w.End);
+            var heldBack = Math.Min(pool.Rules.HoldbackGpus, allocatableFree);
+            return new UtilizationStep(w.Start, w.End, busy, allocatableFree - heldBack, heldBack, closedIdle, index.NodeCount * PoolOccupancy.GpusPerNode);
+        }).ToList(), ct);
+        return TypedResults.Ok(new UtilizationResponse(pool.Id, (int)step.TotalMinutes, steps));
+    }
+}
