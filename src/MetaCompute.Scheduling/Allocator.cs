@@ -121,6 +121,39 @@ public static class Allocator
         return (busy, free, closedIdle);
     }
 
+    /// <summary>
+    /// Where a lease's GPUs on a failed node can go for the rest of its period (from <paramref name="from"/>): the
+    /// same number of GPUs on one other open node, in the same fabric island if any fits, then anywhere in the pool;
+    /// best fit within each, then topology order. Null when nothing fits.
+    /// </summary>
+    public static NodeGpus? Rehome(PoolOccupancy pool, LeaseHold hold, int failedNodeId, DateTimeOffset from)
+    {
+        var lost = hold.Gpus.Single(g => g.NodeId == failedNodeId);
+        var start = Math.Max(hold.Start.UtcTicks, from.UtcTicks);
+        var end = hold.End.UtcTicks;
+        var island = pool.IslandOfPosition[pool.PositionOf(failedNodeId)];
+        var held = hold.Gpus.Select(g => g.NodeId).ToHashSet();
+        var best = -1;
+        (int OtherIsland, int Free) bestScore = (int.MaxValue, int.MaxValue);
+        for (var pos = 0; pos < pool.NodeCount; pos++)
+        {
+            if (!pool.IsAllocatable(pos) || held.Contains(pool.NodeIds[pos]))
+            {
+                continue;
+            }
+
+            var free = BitOperations.PopCount(pool.FreeMask(pos, start, end));
+            var score = (pool.IslandOfPosition[pos] == island ? 0 : 1, free);
+            if (free >= lost.Count && score.CompareTo(bestScore) < 0)
+            {
+                best = pos;
+                bestScore = score;
+            }
+        }
+
+        return best < 0 ? null : new NodeGpus(pool.NodeIds[best], LowestBits(pool.FreeMask(best, start, end), lost.Count));
+    }
+
     private static PlacementDecision PlaceWholeNodes(PoolOccupancy pool, PlacementRequest request, byte[] masks, int[] freeNodesPerIsland,
         int[] freeNodesPerRack)
     {

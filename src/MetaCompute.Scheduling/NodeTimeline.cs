@@ -95,6 +95,14 @@ internal sealed class NodeTimeline
         return next;
     }
 
+    public IEnumerable<Guid> Leases()
+    {
+        for (var i = 0; i < Count; i++)
+        {
+            yield return _leases[i];
+        }
+    }
+
     public IEnumerable<long> Ends()
     {
         for (var i = 0; i < Count; i++)

@@ -165,5 +165,12 @@ public sealed class PoolOccupancy
 
     internal int PositionOf(int nodeId) => _positionOfNode[nodeId];
 
+    /// <summary>The fabric island a node belongs to.</summary>
+    public int IslandOf(int nodeId) => IslandIds[IslandOfPosition[_positionOfNode[nodeId]]];
+
+    /// <summary>The holds with GPUs on the node, earliest start first.</summary>
+    public IReadOnlyList<LeaseHold> LeasesOn(int nodeId) =>
+        _busy[_positionOfNode[nodeId]].Leases().Distinct().Select(id => _leases[id]).OrderBy(l => l.Start).ThenBy(l => l.LeaseId).ToList();
+
     internal IEnumerable<long> BusyEnds() => _busy.SelectMany(b => b.Ends());
 }

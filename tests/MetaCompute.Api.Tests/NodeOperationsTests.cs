@@ -129,4 +129,70 @@ public sealed class NodeOperationsTests(ApiFactory api) : IClassFixture<ApiFacto
         var tenantAsk = await client.GetAsync($"/v1/admin/utilization?poolId={Pool}");
         await tenantAsk.AssertProblemAsync(HttpStatusCode.Forbidden, Problems.ForbiddenType);
     }
+
+    [Fact]
+    public async Task A_failed_nodes_leases_move_to_spare_gpus_in_the_same_island_and_the_node_can_be_restored()
+    {
+        var tenant = await TenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        using var operatorClient = api.OperatorClient();
+        var running = await (await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, durationHours = 3 })).ReadReservationAsync();
+        var node = running.Lease!.Nodes.Single();
+
+        var failed = await operatorClient.PostAsync($"/v1/admin/nodes/{node.NodeId}/fail", null);
+        Assert.Equal(NodeState.Failed, (await failed.Content.ReadFromJsonAsync<NodeResponse>(Json.Options))!.State);
+
+        var moved = await (await client.GetAsync($"/v1/reservations/{running.Id}")).ReadReservationAsync();
+        var now = DateTimeOffset.UtcNow;
+        var target = Assert.Single(moved.Lease!.Nodes);
+        Assert.NotEqual(node.NodeId, target.NodeId);
+        Assert.Equal(8, target.GpuIndices.Count);
+        Assert.Equal(node.FabricIsland, target.FabricIsland);
+        const string leaseRowsFromNow = """
+            SELECT count(*) FROM allocations a JOIN leases l ON l.id = a.lease_id
+            WHERE l.reservation_id = $1 AND a.node_id = $2 AND upper(a.period) > $3
+            """;
+        Assert.Equal(0L, await api.ScalarAsync<long>(leaseRowsFromNow, Guid.Parse(running.Id), int.Parse(node.NodeId), now));
+        Assert.Equal(8L, await api.ScalarAsync<long>(leaseRowsFromNow, Guid.Parse(running.Id), int.Parse(target.NodeId), now));
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+        var events = await client.ReadEventsUntilAsync(p => p.Items.Any(e => e.Type == EventTypes.LeaseMigrated && e.ReservationId == running.Id));
+        var migration = events.Items.Single(e => e.Type == EventTypes.LeaseMigrated && e.ReservationId == running.Id).Data;
+        Assert.True(migration.GetProperty("sameFabricIsland").GetBoolean());
+
+        // Nothing new lands on the failed node until it is restored.
+        await (await operatorClient.PostAsync($"/v1/admin/nodes/{node.NodeId}/fail", null))
+            .AssertProblemAsync(HttpStatusCode.Conflict, NodeAdminEndpoints.InvalidNodeStateType);
+        Assert.Equal(HttpStatusCode.OK, (await operatorClient.PostAsync($"/v1/admin/nodes/{node.NodeId}/restore", null)).StatusCode);
+        Assert.Equal("healthy", (await operatorClient.GetFromJsonAsync<System.Text.Json.JsonElement>(
+            $"/v1/admin/nodes?poolId={Pool}&limit=500", Json.Options)).GetProperty("items").EnumerateArray()
+            .Single(n => n.GetProperty("id").GetString() == node.NodeId).GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public async Task A_lease_with_nowhere_to_go_is_marked_degraded()
+    {
+        var tenant = await TenantAsync();
+        var firstParty = await api.CreateTenantAsync(kind: TenantKind.Internal);
+        using var operatorClient = api.OperatorClient();
+        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{firstParty.Id}/quotas/{Pool}", new { maxConcurrentGpus = 100_000 })).EnsureSuccessStatusCode();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        using var internalClient = api.ClientWithKey(firstParty.ApiKey);
+        var start = HourAhead(50);
+
+        // Sell every open GPU of the window, the holdback included (to first-party demand), in whole nodes.
+        var first = await (await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 1, tier = "reserved" }))
+            .ReadReservationAsync();
+        while ((await internalClient.ReserveAsync(new { poolId = Pool, gpuCount = 8, startAt = start, durationHours = 1 })).StatusCode == HttpStatusCode.Created)
+        {
+        }
+
+        var node = first.Lease!.Nodes.Single().NodeId;
+        Assert.Equal(HttpStatusCode.OK, (await operatorClient.PostAsync($"/v1/admin/nodes/{node}/fail", null)).StatusCode);
+
+        var degraded = await api.ScalarAsync<long>("SELECT count(*) FROM events WHERE type = 'lease.degraded' AND reservation_id = $1", Guid.Parse(first.Id));
+        Assert.Equal(1L, degraded);
+        Assert.NotNull(await api.WithDbAsync(db => Task.FromResult(db.Leases.Single(l => l.ReservationId == Guid.Parse(first.Id)).DegradedSince)));
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+        (await operatorClient.PostAsync($"/v1/admin/nodes/{node}/restore", null)).EnsureSuccessStatusCode();
+    }
 }

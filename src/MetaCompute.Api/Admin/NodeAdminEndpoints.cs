@@ -3,6 +3,7 @@ using FluentValidation;
 using MetaCompute.Api.Auth;
 using MetaCompute.Api.Events;
 using MetaCompute.Api.Scheduling;
+using MetaCompute.Scheduling;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Infrastructure;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -38,6 +39,12 @@ public static class NodeAdminEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         admin.MapPost("/nodes/{nodeId:int}/undrain", UndrainNode).WithTags("Admin: fleet").WithName("undrainNode")
             .WithSummary("Open a drained node to new allocations again")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        admin.MapPost("/nodes/{nodeId:int}/fail", FailNode).WithTags("Admin: fleet").WithName("failNode")
+            .WithSummary("Mark a node failed: its leases move to spare GPUs (same island first) or are marked degraded")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        admin.MapPost("/nodes/{nodeId:int}/restore", RestoreNode).WithTags("Admin: fleet").WithName("restoreNode")
+            .WithSummary("Return a repaired node to service")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         return admin;
     }
@@ -90,19 +97,34 @@ public static class NodeAdminEndpoints
 
     public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> DrainNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
         PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
-        ChangeStateAsync(nodeId, NodeState.Healthy, NodeState.Draining, EventTypes.NodeDrained, user, db, occupancy, time, ct);
+        ChangeStateAsync(nodeId, [NodeState.Healthy], NodeState.Draining, EventTypes.NodeDrained, user, db, occupancy, time, ct);
 
     public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> UndrainNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
         PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
-        ChangeStateAsync(nodeId, NodeState.Draining, NodeState.Healthy, EventTypes.NodeUndrained, user, db, occupancy, time, ct);
+        ChangeStateAsync(nodeId, [NodeState.Draining], NodeState.Healthy, EventTypes.NodeUndrained, user, db, occupancy, time, ct);
+
+    public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> FailNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
+        PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
+        ChangeStateAsync(nodeId, [NodeState.Healthy, NodeState.Draining], NodeState.Failed, EventTypes.NodeFailed, user, db, occupancy, time, ct,
+            async (index, poolId, now) =>
+            {
+                var (migrated, degraded) = await FailureRehoming.RehomeAsync(db, index, poolId, nodeId, now, ct);
+                return new { migratedLeases = migrated, degradedLeases = degraded };
+            });
+
+    public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> RestoreNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
+        PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
+        ChangeStateAsync(nodeId, [NodeState.Failed], NodeState.Healthy, EventTypes.NodeRestored, user, db, occupancy, time, ct);
 
     /// <summary>
     /// Moves a node from one state to another under its pool's lock, appends the change to the pool's log (so every
-    /// replica's decider stops or resumes placing on it) and an audit event (who, what, before, after), in one
-    /// transaction. Any other starting state is a 409: nothing changes silently.
+    /// replica's decider stops or resumes placing on it), runs what the transition entails (a failure re-homes
+    /// leases) and records an audit event (who, what, before, after, outcome), in one transaction. Any other starting
+    /// state is a 409: nothing changes silently. If anything fails, the pool's index is dropped with the transaction.
     /// </summary>
-    private static async Task<Results<Ok<NodeResponse>, ProblemHttpResult>> ChangeStateAsync(int nodeId, NodeState from, NodeState to, string eventType,
-        ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
+    private static async Task<Results<Ok<NodeResponse>, ProblemHttpResult>> ChangeStateAsync(int nodeId, NodeState[] from, NodeState to,
+        string eventType, ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct,
+        Func<PoolOccupancy, string, DateTimeOffset, Task<object>>? andThen = null)
     {
         var poolId = await db.Nodes.Where(n => n.Id == nodeId).Select(n => n.PoolId).FirstOrDefaultAsync(ct);
         if (poolId is null)
@@ -114,21 +136,25 @@ public static class NodeAdminEndpoints
         return await occupancy.LockedAsync<Results<Ok<NodeResponse>, ProblemHttpResult>>(db, poolId, async index =>
         {
             var node = await db.Nodes.SingleAsync(n => n.Id == nodeId, ct);
-            if (node.State != from)
+            if (!from.Contains(node.State))
             {
                 return TypedResults.Problem(title: "Invalid node state", statusCode: StatusCodes.Status409Conflict, type: InvalidNodeStateType,
-                    detail: $"Node {node.Hostname} is {WireEnum.Name(node.State)}; only a {WireEnum.Name(from)} node can become {WireEnum.Name(to)}.");
+                    detail: $"Node {node.Hostname} is {WireEnum.Name(node.State)}; only a {string.Join(" or ", from.Select(WireEnum.Name))} node can become {WireEnum.Name(to)}.");
             }
 
             var now = time.GetUtcNow();
+            var before = node.State;
             node.State = to;
             node.UpdatedAt = now;
+            var allocatable = to == NodeState.Healthy;
+            // The node closes before its leases move, so no lease moves onto it.
+            index.SetAllocatable(nodeId, allocatable);
+            var outcome = andThen is null ? null : await andThen(index, poolId, now);
             db.Append(eventType, null, null, now, new
             {
-                nodeId, node.Hostname, poolId, by = user.KeyIdOf(), before = WireEnum.Name(from), after = WireEnum.Name(to),
+                nodeId, node.Hostname, poolId, by = user.KeyIdOf(), before = WireEnum.Name(before), after = WireEnum.Name(to), outcome,
             });
             await db.SaveChangesAsync(ct);
-            var allocatable = to == NodeState.Healthy;
             await db.Database.ExecuteSqlAsync($"""
                 INSERT INTO pool_changes (pool_id, version, node_id, node_allocatable, start_at, end_at, node_ids, gpu_masks, created_at)
                 SELECT {poolId}, coalesce(max(version), 0) + 1, {nodeId}, {allocatable}, {now}, {now}, {Array.Empty<int>()}, {Array.Empty<short>()}, {now}
@@ -136,7 +162,6 @@ public static class NodeAdminEndpoints
                 """, ct);
             var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => c.Version, ct);
             await tx.CommitAsync(ct);
-            index.SetAllocatable(nodeId, allocatable);
             index.Version = version;
             return TypedResults.Ok(ToResponse(await Rows(db, db.Nodes.AsNoTracking().Where(n => n.Id == nodeId)).SingleAsync(ct)));
         }, ct);

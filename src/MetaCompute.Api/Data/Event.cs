@@ -24,6 +24,10 @@ public static class EventTypes
     public const string NodeDrained = "node.drained";
     public const string NodeUndrained = "node.undrained";
     public const string PoolUpdated = "pool.updated";
+    public const string NodeFailed = "node.failed";
+    public const string NodeRestored = "node.restored";
+    public const string LeaseMigrated = "lease.migrated";
+    public const string LeaseDegraded = "lease.degraded";
     public const string ReservationActivated = "reservation.activated";
     public const string ReservationEndingSoon = "reservation.ending_soon";
     public const string ReservationCompleted = "reservation.completed";

@@ -61,6 +61,8 @@ public sealed class Lease
     public DateTimeOffset StartAt { get; set; }
     public DateTimeOffset EndAt { get; set; }
     public DateTimeOffset CreatedAt { get; init; }
+    /// <summary>Set when a failed node's GPUs could not be re-homed: the lease runs short of GPUs from then on.</summary>
+    public DateTimeOffset? DegradedSince { get; set; }
 }
 
 /// <summary>One GPU held by a lease over a period. The exclusion constraint on this table makes double booking impossible.</summary>

@@ -41,7 +41,9 @@ public static class ReservationViews
                 join n in db.Nodes on a.NodeId equals n.Id
                 join rk in db.Racks on n.RackId equals rk.Id
                 join i in db.FabricIslands on n.IslandId equals i.Id
-                where leaseIds.Contains(a.LeaseId)
+                join l in db.Leases on a.LeaseId equals l.Id
+                // Rows that end before their lease were left behind by a move off a failed node: not the lease's GPUs now.
+                where leaseIds.Contains(a.LeaseId) && a.Period.UpperBound >= l.EndAt.UtcDateTime
                 select new { a.LeaseId, NodeId = n.Id, n.Hostname, Island = i.Name, Rack = rk.Name, Index = (int)g.Index })
             .ToListAsync(ct);
         var byLease = gpus.GroupBy(g => g.LeaseId).ToDictionary(

@@ -109,4 +109,38 @@ public sealed class AllocatorTests
         Assert.Equal(T0.AddHours(10), BookableWindows.LatestExtension(pool, lease, T0.AddHours(100)));
         Assert.Equal(T0.AddHours(6), BookableWindows.LatestExtension(pool, lease, T0.AddHours(6)));
     }
+
+    [Fact]
+    public void A_failed_nodes_gpus_move_within_their_island_first_then_anywhere_in_the_pool()
+    {
+        var pool = WithIslands(4, 4, 8);
+        var lease = pool.Book(Request(8, 0, 10));
+        var hold = pool.Lease(lease)!;
+        var failed = hold.Gpus.Single().NodeId;
+        pool.SetAllocatable(failed, false);
+
+        var sameIsland = Allocator.Rehome(pool, hold, failed, T0.AddHours(2))!.Value;
+        Assert.Equal(pool.IslandOf(failed), pool.IslandOf(sameIsland.NodeId));
+        Assert.Equal(PoolOccupancy.FullNode, sameIsland.Mask);
+
+        // Fill the rest of the failed node's island: the move goes to the other island.
+        foreach (var node in Enumerable.Range(1, 4).Where(n => n != failed && pool.IslandOf(n) == pool.IslandOf(failed)))
+        {
+            pool.SetLease(new LeaseHold(Guid.NewGuid(), T0, T0.AddHours(10), [new NodeGpus(node, PoolOccupancy.FullNode)]));
+        }
+
+        var elsewhere = Allocator.Rehome(pool, hold, failed, T0.AddHours(2))!.Value;
+        Assert.NotEqual(pool.IslandOf(failed), pool.IslandOf(elsewhere.NodeId));
+    }
+
+    [Fact]
+    public void A_failed_nodes_gpus_have_nowhere_to_go_in_a_full_pool()
+    {
+        var pool = WithIslands(4, 2);
+        var lease = pool.Book(Request(8, 0, 10));
+        pool.Book(Request(8, 0, 10));
+        var hold = pool.Lease(lease)!;
+        pool.SetAllocatable(hold.Gpus.Single().NodeId, false);
+        Assert.Null(Allocator.Rehome(pool, hold, hold.Gpus.Single().NodeId, T0.AddHours(1)));
+    }
 }

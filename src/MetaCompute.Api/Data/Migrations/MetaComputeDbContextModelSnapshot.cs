@@ -312,6 +312,10 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<DateTimeOffset?>("DegradedSince")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("degraded_since");
+
                     b.Property<DateTimeOffset>("EndAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("end_at");
