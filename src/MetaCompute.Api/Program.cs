@@ -82,6 +82,7 @@ public partial class Program
         admin.MapTenantAdminEndpoints();
         admin.MapQuotaAdminEndpoints();
         admin.MapNodeAdminEndpoints();
+        admin.MapNodeRegistrationEndpoints();
         admin.MapPoolAdminEndpoints();
         admin.MapUtilizationEndpoints();
     }

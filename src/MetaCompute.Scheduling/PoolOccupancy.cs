@@ -165,6 +165,8 @@ public sealed class PoolOccupancy
 
     internal int PositionOf(int nodeId) => _positionOfNode[nodeId];
 
+    public bool HasNode(int nodeId) => _positionOfNode.ContainsKey(nodeId);
+
     /// <summary>The fabric island a node belongs to.</summary>
     public int IslandOf(int nodeId) => IslandIds[IslandOfPosition[_positionOfNode[nodeId]]];
 

@@ -195,4 +195,29 @@ public sealed class NodeOperationsTests(ApiFactory api) : IClassFixture<ApiFacto
         Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
         (await operatorClient.PostAsync($"/v1/admin/nodes/{node}/restore", null)).EnsureSuccessStatusCode();
     }
+
+    [Fact]
+    public async Task Registered_nodes_join_the_pool_on_every_replica()
+    {
+        using var operatorClient = api.OperatorClient();
+        await using var replica = new ApiFactory.Replica(api.ConnectionString);
+        using var replicaClient = replica.CreateClient();
+        replicaClient.DefaultRequestHeaders.Authorization = new("Bearer", ApiFactory.OperatorKey);
+        var window = $"from={Uri.EscapeDataString(HourAhead(45).ToString("O"))}&to={Uri.EscapeDataString(HourAhead(45).AddHours(1).ToString("O"))}&stepMinutes=60";
+        async Task<int> FreeAsync() =>
+            (await replicaClient.GetFromJsonAsync<Catalog.AvailabilityResponse>($"/v1/pools/{Pool}/availability?{window}", Json.Options))!.Steps.Single().FreeGpus;
+        var before = await FreeAsync();
+        var island = ApiFactory.Inventory.Islands.First(i => i.PoolId == Pool).Name;
+
+        var registered = await operatorClient.PostAsJsonAsync("/v1/admin/nodes", new { poolId = Pool, fabricIsland = island, nodeCount = 2 });
+
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        var body = (await registered.Content.ReadFromJsonAsync<RegisteredNodesResponse>(Json.Options))!;
+        Assert.Equal(2, body.NodeIds.Count);
+        Assert.Equal(before + 16, await FreeAsync());
+        Assert.Equal(16L, await api.ScalarAsync<long>("SELECT count(*) FROM gpus WHERE node_id = ANY($1)", body.NodeIds.Select(int.Parse).ToArray()));
+
+        var unknown = await operatorClient.PostAsJsonAsync("/v1/admin/nodes", new { poolId = Pool, fabricIsland = "nowhere", nodeCount = 2 });
+        await unknown.AssertProblemAsync(HttpStatusCode.NotFound, Problems.NotFoundType);
+    }
 }

@@ -25,6 +25,7 @@ public static class EventTypes
     public const string NodeUndrained = "node.undrained";
     public const string PoolUpdated = "pool.updated";
     public const string NodeFailed = "node.failed";
+    public const string NodeRegistered = "node.registered";
     public const string NodeRestored = "node.restored";
     public const string LeaseMigrated = "lease.migrated";
     public const string LeaseDegraded = "lease.degraded";

@@ -103,8 +103,10 @@ public sealed class PoolOccupancyCache(TimeProvider time)
                 .Where(c => c.PoolId == poolId && c.Version > index.Version)
                 .OrderBy(c => c.Version)
                 .ToListAsync(ct);
-            // A gap means the log was pruned past what this index knows: rebuild instead.
-            if (changes.Count == 0 || changes[0].Version == index.Version + 1)
+            // A gap means the log was pruned past what this index knows, and a node it has never seen was registered
+            // since it was built: either way, rebuild instead.
+            if ((changes.Count == 0 || changes[0].Version == index.Version + 1)
+                && changes.All(c => c.NodeId is not { } node || index.HasNode(node)))
             {
                 foreach (var change in changes)
                 {
