@@ -97,73 +97,30 @@ public static class NodeAdminEndpoints
 
     public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> DrainNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
         PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
-        ChangeStateAsync(nodeId, [NodeState.Healthy], NodeState.Draining, EventTypes.NodeDrained, user, db, occupancy, time, ct);
+        ChangeStateAsync(nodeId, NodeTransition.Drain, user, db, occupancy, time, ct);
 
     public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> UndrainNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
         PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
-        ChangeStateAsync(nodeId, [NodeState.Draining], NodeState.Healthy, EventTypes.NodeUndrained, user, db, occupancy, time, ct);
+        ChangeStateAsync(nodeId, NodeTransition.Undrain, user, db, occupancy, time, ct);
 
     public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> FailNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
         PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
-        ChangeStateAsync(nodeId, [NodeState.Healthy, NodeState.Draining], NodeState.Failed, EventTypes.NodeFailed, user, db, occupancy, time, ct,
-            async (index, poolId, now) =>
-            {
-                var (migrated, degraded) = await FailureRehoming.RehomeAsync(db, index, poolId, nodeId, now, ct);
-                return new { migratedLeases = migrated, degradedLeases = degraded };
-            });
+        ChangeStateAsync(nodeId, NodeTransition.Fail, user, db, occupancy, time, ct);
 
     public static Task<Results<Ok<NodeResponse>, ProblemHttpResult>> RestoreNode(int nodeId, ClaimsPrincipal user, MetaComputeDbContext db,
         PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct) =>
-        ChangeStateAsync(nodeId, [NodeState.Failed], NodeState.Healthy, EventTypes.NodeRestored, user, db, occupancy, time, ct);
+        ChangeStateAsync(nodeId, NodeTransition.Restore, user, db, occupancy, time, ct);
 
-    /// <summary>
-    /// Moves a node from one state to another under its pool's lock, appends the change to the pool's log (so every
-    /// replica's decider stops or resumes placing on it), runs what the transition entails (a failure re-homes
-    /// leases) and records an audit event (who, what, before, after, outcome), in one transaction. Any other starting
-    /// state is a 409: nothing changes silently. If anything fails, the pool's index is dropped with the transaction.
-    /// </summary>
-    private static async Task<Results<Ok<NodeResponse>, ProblemHttpResult>> ChangeStateAsync(int nodeId, NodeState[] from, NodeState to,
-        string eventType, ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct,
-        Func<PoolOccupancy, string, DateTimeOffset, Task<object>>? andThen = null)
+    private static async Task<Results<Ok<NodeResponse>, ProblemHttpResult>> ChangeStateAsync(int nodeId, NodeTransition transition, ClaimsPrincipal user,
+        MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
     {
-        var poolId = await db.Nodes.Where(n => n.Id == nodeId).Select(n => n.PoolId).FirstOrDefaultAsync(ct);
-        if (poolId is null)
+        var (status, detail) = await NodeTransitions.ApplyAsync(db, occupancy, nodeId, transition, user.KeyIdOf(), time.GetUtcNow(), null, ct);
+        return status switch
         {
-            return Problems.NotFound($"Node '{nodeId}'");
-        }
-
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        return await occupancy.LockedAsync<Results<Ok<NodeResponse>, ProblemHttpResult>>(db, poolId, async index =>
-        {
-            var node = await db.Nodes.SingleAsync(n => n.Id == nodeId, ct);
-            if (!from.Contains(node.State))
-            {
-                return TypedResults.Problem(title: "Invalid node state", statusCode: StatusCodes.Status409Conflict, type: InvalidNodeStateType,
-                    detail: $"Node {node.Hostname} is {WireEnum.Name(node.State)}; only a {string.Join(" or ", from.Select(WireEnum.Name))} node can become {WireEnum.Name(to)}.");
-            }
-
-            var now = time.GetUtcNow();
-            var before = node.State;
-            node.State = to;
-            node.UpdatedAt = now;
-            var allocatable = to == NodeState.Healthy;
-            // The node closes before its leases move, so no lease moves onto it.
-            index.SetAllocatable(nodeId, allocatable);
-            var outcome = andThen is null ? null : await andThen(index, poolId, now);
-            db.Append(eventType, null, null, now, new
-            {
-                nodeId, node.Hostname, poolId, by = user.KeyIdOf(), before = WireEnum.Name(before), after = WireEnum.Name(to), outcome,
-            });
-            await db.SaveChangesAsync(ct);
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO pool_changes (pool_id, version, node_id, node_allocatable, start_at, end_at, node_ids, gpu_masks, created_at)
-                SELECT {poolId}, coalesce(max(version), 0) + 1, {nodeId}, {allocatable}, {now}, {now}, {Array.Empty<int>()}, {Array.Empty<short>()}, {now}
-                FROM pool_changes WHERE pool_id = {poolId}
-                """, ct);
-            var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => c.Version, ct);
-            await tx.CommitAsync(ct);
-            index.Version = version;
-            return TypedResults.Ok(ToResponse(await Rows(db, db.Nodes.AsNoTracking().Where(n => n.Id == nodeId)).SingleAsync(ct)));
-        }, ct);
+            NodeChangeStatus.NotFound => Problems.NotFound($"Node '{nodeId}'"),
+            NodeChangeStatus.InvalidState => TypedResults.Problem(title: "Invalid node state", statusCode: StatusCodes.Status409Conflict,
+                type: InvalidNodeStateType, detail: detail),
+            _ => TypedResults.Ok(ToResponse(await Rows(db, db.Nodes.AsNoTracking().Where(n => n.Id == nodeId)).SingleAsync(ct))),
+        };
     }
 }
