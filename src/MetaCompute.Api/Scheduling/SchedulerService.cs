@@ -13,7 +13,7 @@ namespace MetaCompute.Api.Scheduling;
 public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider time, IOptions<SchedulerOptions> options,
     ILogger<SchedulerService> logger) : BackgroundService
 {
-    private const long LeaderLockKey = 0x4d43_5343_4844; // "MCSCHD"
+    public const long LeaderLockKey = 0x4d43_5343_4844; // "MCSCHD"
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
