@@ -1,4 +1,7 @@
+using System.Security.Claims;
 using FluentValidation;
+using MetaCompute.Api.Auth;
+using MetaCompute.Api.Events;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Infrastructure;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -8,7 +11,10 @@ namespace MetaCompute.Api.Admin;
 
 public sealed record CreateTenantRequest(string Name, TenantKind? Kind);
 
-public sealed record TenantResponse(string Id, string Name, TenantKind Kind, DateTimeOffset CreatedAt);
+public sealed record TenantResponse(string Id, string Name, TenantKind Kind, int FairShareWeight, DateTimeOffset CreatedAt);
+
+/// <summary>A tenant's weight in fair share between queued requests (1–1000; a tenant of weight 2 gets twice the share).</summary>
+public sealed record SetFairShareRequest(int Weight);
 
 public sealed record CreateApiKeyRequest(string? Name);
 
@@ -27,6 +33,11 @@ public sealed class CreateTenantRequestValidator : AbstractValidator<CreateTenan
             .Matches("^[a-z0-9][a-z0-9-]*$").WithMessage("Use lowercase letters, digits and hyphens, starting with a letter or digit.");
         RuleFor(r => r.Kind).IsInEnum();
     }
+}
+
+public sealed class SetFairShareRequestValidator : AbstractValidator<SetFairShareRequest>
+{
+    public SetFairShareRequestValidator() => RuleFor(r => r.Weight).InclusiveBetween(1, 1000);
 }
 
 public sealed class CreateApiKeyRequestValidator : AbstractValidator<CreateApiKeyRequest>
@@ -52,6 +63,9 @@ public static class TenantAdminEndpoints
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict);
         tenants.MapGet("", ListTenants).WithName("listTenants").WithSummary("List tenants").ProducesValidationProblem();
         tenants.MapGet("/{tenantId}", GetTenant).WithName("getTenant").WithSummary("Get a tenant").ProducesProblem(StatusCodes.Status404NotFound);
+        tenants.MapPut("/{tenantId}/fair-share", SetFairShare).WithName("setTenantFairShare")
+            .WithSummary("Set a tenant's weight in fair share between queued requests")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
         tenants.MapPost("/{tenantId}/api-keys", CreateApiKey).WithName("createTenantApiKey")
             .WithSummary("Create an API key for a tenant; the key is shown once")
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
@@ -71,6 +85,22 @@ public static class TenantAdminEndpoints
         // A taken name fails on the unique index and answers 409 through the exception handler.
         await db.SaveChangesAsync(ct);
         return TypedResults.Created($"/v1/admin/tenants/{tenant.Id}", tenant.ToResponse());
+    }
+
+    public static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> SetFairShare(Guid tenantId, SetFairShareRequest request,
+        ClaimsPrincipal user, MetaComputeDbContext db, TimeProvider time, CancellationToken ct)
+    {
+        var tenant = await db.Tenants.FirstOrDefaultAsync(t => t.Id == tenantId, ct);
+        if (tenant is null)
+        {
+            return Problems.NotFound($"Tenant '{tenantId}'");
+        }
+
+        var before = tenant.FairShareWeight;
+        tenant.FairShareWeight = request.Weight;
+        db.Append(EventTypes.TenantFairShareSet, null, null, time.GetUtcNow(), new { tenantId, by = user.KeyIdOf(), before, after = request.Weight });
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(tenant.ToResponse());
     }
 
     public static async Task<Ok<Page<TenantResponse>>> ListTenants([AsParameters] ListQuery query, MetaComputeDbContext db, CancellationToken ct)
@@ -143,7 +173,7 @@ public static class TenantAdminEndpoints
         return key is null ? Problems.NotFound($"API key '{keyId}'") : TypedResults.Ok(key.ToResponse());
     }
 
-    public static TenantResponse ToResponse(this Tenant t) => new(t.Id.ToString(), t.Name, t.Kind, t.CreatedAt);
+    public static TenantResponse ToResponse(this Tenant t) => new(t.Id.ToString(), t.Name, t.Kind, t.FairShareWeight, t.CreatedAt);
 
     public static ApiKeyResponse ToResponse(this ApiKey k) =>
         new(k.Id.ToString(), k.Prefix, k.Name, k.TenantId?.ToString(), k.CreatedAt, k.RevokedAt);

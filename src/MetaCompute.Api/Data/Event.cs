@@ -32,6 +32,13 @@ public static class EventTypes
     public const string ReservationActivated = "reservation.activated";
     public const string ReservationEndingSoon = "reservation.ending_soon";
     public const string ReservationCompleted = "reservation.completed";
+    public const string ReservationPending = "reservation.pending";
+    public const string ReservationRejected = "reservation.rejected";
+    public const string LeaseRecallNotice = "lease.recall_notice";
+    public const string ReservationRecalled = "reservation.recalled";
+    public const string MaintenanceScheduled = "node.maintenance_scheduled";
+    public const string MaintenanceCancelled = "node.maintenance_cancelled";
+    public const string TenantFairShareSet = "tenant.fair_share_set";
 }
 
 /// <summary>An idempotency key: the request's hash and the answer it got, committed with the effect.</summary>

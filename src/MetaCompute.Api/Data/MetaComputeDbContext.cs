@@ -22,6 +22,7 @@ public sealed class MetaComputeDbContext(DbContextOptions<MetaComputeDbContext> 
     public DbSet<IdempotencyRecord> IdempotencyKeys => Set<IdempotencyRecord>();
     public DbSet<PoolChange> PoolChanges => Set<PoolChange>();
     public DbSet<ServiceSecret> ServiceSecrets => Set<ServiceSecret>();
+    public DbSet<MaintenanceWindow> MaintenanceWindows => Set<MaintenanceWindow>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

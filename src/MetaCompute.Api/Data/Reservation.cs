@@ -48,6 +48,10 @@ public sealed class Reservation
     public DateTimeOffset? CancelledAt { get; set; }
     /// <summary>When the scheduler sent <c>reservation.ending_soon</c>; set once, so a re-run tick sends nothing.</summary>
     public DateTimeOffset? EndingSoonNotifiedAt { get; set; }
+    /// <summary>A pending request's deadline: not admitted by then, it is rejected.</summary>
+    public DateTimeOffset? WaitUntil { get; set; }
+    /// <summary>When a recalled spot reservation gives its GPUs back (its end was moved here); set with the notice.</summary>
+    public DateTimeOffset? RecallAt { get; set; }
     public uint Version { get; set; }
     public Lease? Lease { get; set; }
 }
@@ -106,6 +110,7 @@ public sealed class ReservationConfiguration :
         {
             t.HasCheckConstraint("ck_reservations_window", "end_at > start_at");
             t.HasCheckConstraint("ck_reservations_gpu_count", "gpu_count > 0");
+            t.HasCheckConstraint("ck_reservations_pending_has_deadline", "status <> 'Pending' OR wait_until IS NOT NULL");
         });
     }
 

@@ -15,6 +15,8 @@ public sealed class Tenant
     public Guid Id { get; init; }
     public required string Name { get; set; }
     public TenantKind Kind { get; init; }
+    /// <summary>The tenant's weight in fair share between queued requests: usage is divided by it, so 2 counts half.</summary>
+    public int FairShareWeight { get; set; } = 1;
     public DateTimeOffset CreatedAt { get; init; }
 }
 
@@ -45,6 +47,8 @@ public sealed class TenantConfiguration : IEntityTypeConfiguration<Tenant>, IEnt
         b.Property(t => t.Kind).HasConversion<string>().HasMaxLength(16);
         b.Property(t => t.Name).HasMaxLength(100);
         b.HasIndex(t => t.Name).IsUnique();
+        b.Property(t => t.FairShareWeight).HasDefaultValue(1);
+        b.ToTable(t => t.HasCheckConstraint("ck_tenants_fair_share_weight", "fair_share_weight BETWEEN 1 AND 1000"));
     }
 
     public void Configure(EntityTypeBuilder<ApiKey> b)

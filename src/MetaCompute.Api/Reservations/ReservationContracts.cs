@@ -5,6 +5,9 @@ namespace MetaCompute.Api.Reservations;
 
 public sealed record PlacementWish(bool? SingleFabricIsland);
 
+/// <summary>Wait in the pool's queue for up to this long instead of a 409 when no capacity is free (like GCP flex-start).</summary>
+public sealed record WaitForCapacity(int? MaxWaitMinutes);
+
 /// <summary>Book by <c>offeringId</c>, or by spec: pool, GPU count, start (omitted: now), duration or end, tier, placement.</summary>
 public sealed record CreateReservationRequest(
     string? OfferingId,
@@ -14,7 +17,8 @@ public sealed record CreateReservationRequest(
     int? DurationHours,
     DateTimeOffset? EndAt,
     ReservationTier? Tier,
-    PlacementWish? Placement);
+    PlacementWish? Placement,
+    WaitForCapacity? WaitForCapacity = null);
 
 public sealed record ExtendReservationRequest(int AdditionalHours);
 
@@ -38,10 +42,15 @@ public sealed record ReservationResponse(
     LeaseResponse? Lease,
     bool SingleFabricIsland,
     DateTimeOffset CreatedAt,
-    DateTimeOffset? CancelledAt);
+    DateTimeOffset? CancelledAt,
+    DateTimeOffset? WaitUntil,
+    DateTimeOffset? RecallAt);
 
 public sealed class CreateReservationRequestValidator : AbstractValidator<CreateReservationRequest>
 {
+    /// <summary>A week, as GCP's flex-start allows.</summary>
+    public const int MaxWaitMinutes = 7 * 24 * 60;
+
     public CreateReservationRequestValidator()
     {
         When(r => r.OfferingId is not null, () =>
@@ -51,6 +60,7 @@ public sealed class CreateReservationRequestValidator : AbstractValidator<Create
                 .OverridePropertyName("offeringId")
                 .WithMessage("Send either an offeringId or a spec (poolId, gpuCount, …), not both.");
             RuleFor(r => r.Tier).Must(t => t is null or ReservationTier.Reserved).WithMessage("An offering is booked as a reserved block.");
+            RuleFor(r => r.WaitForCapacity).Null().WithMessage("An offering is capacity held for you; there is nothing to wait for.");
         }).Otherwise(() =>
         {
             RuleFor(r => r.PoolId).NotEmpty();
@@ -61,6 +71,8 @@ public sealed class CreateReservationRequestValidator : AbstractValidator<Create
             RuleFor(r => r.EndAt).GreaterThan(r => r.StartAt!.Value).When(r => r.StartAt is not null && r.EndAt is not null)
                 .WithMessage("endAt must be after startAt.");
             RuleFor(r => r.Tier).IsInEnum();
+            RuleFor(r => r.WaitForCapacity!.MaxWaitMinutes).NotNull().InclusiveBetween(1, MaxWaitMinutes)
+                .OverridePropertyName("waitForCapacity.maxWaitMinutes").When(r => r.WaitForCapacity is not null);
         });
     }
 }

@@ -33,6 +33,7 @@ public static class ReservationEndpoints
         reservations.MapPost("", CreateReservation).WithName("createReservation")
             .WithSummary("Reserve GPUs, by offering id or by spec; requires an Idempotency-Key")
             .Produces<ReservationResponse>(StatusCodes.Status201Created)
+            .Produces<ReservationResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
@@ -103,13 +104,13 @@ public static class ReservationEndpoints
             spec = resolved;
         }
 
+        TimeSpan? maxWait = request.WaitForCapacity?.MaxWaitMinutes is { } minutes ? TimeSpan.FromMinutes(minutes) : null;
         return await idempotent.RunAsync(http, tenantId, request, spec.Pool.Id,
-            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, nodes, quotas.Value, tenantId, spec, batchNow, batchCt));
+            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, nodes, quotas.Value, tenantId, spec, maxWait, batchNow, batchCt));
     }
 
     private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, NodeDirectory nodes,
-        QuotaOptions quotas,
-        Guid tenantId, BookingSpec spec, DateTimeOffset now, CancellationToken ct)
+        QuotaOptions quotas, Guid tenantId, BookingSpec spec, TimeSpan? maxWait, DateTimeOffset now, CancellationToken ct)
     {
         var (limit, peak) = Quotas.Check(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount);
         if (peak > limit)
@@ -120,59 +121,76 @@ public static class ReservationEndpoints
         }
 
         var holdback = BookingRules.HoldbackFor(spec.Pool, spec.Tier);
-        var decision = Allocator.Decide(index, new PlacementRequest(spec.GpuCount, spec.StartAt, spec.EndAt, spec.SingleFabricIsland, holdback));
-        if (decision.Placement is not { } placement)
+        var (start, end) = (spec.StartAt, spec.EndAt);
+        // A request willing to wait joins the queue behind those already waiting rather than jumping it.
+        if (maxWait is { } wait && await RequestQueue.AnyWaitingAsync(db, spec.Pool.Id, ct))
         {
-            var duration = spec.EndAt - spec.StartAt;
-            var horizon = now.AddDays(spec.Pool.Rules.MaxStartAheadDays);
-            var latest = spec.StartAt + OfferingEndpoints.DefaultSearchSpan;
-            var windows = BookableWindows.Find(index, new WindowSearch(spec.GpuCount, duration, spec.StartAt.AddMinutes(1),
-                latest < horizon ? latest : horizon, spec.SingleFabricIsland, holdback, AlternativeCount));
-            var alternatives = await OfferingEndpoints.ToOfferingsAsync(db, tokens, spec.Pool,
-                spec.Tier == ReservationTier.Internal ? ReservationTier.Internal : ReservationTier.Reserved, windows, spec.SingleFabricIsland, now, ct);
-            return Outcome.Problem(StatusCodes.Status409Conflict, InsufficientCapacityType, "Insufficient capacity",
-                $"{spec.Pool.Id} cannot place {spec.GpuCount} GPUs from {spec.StartAt:O} to {spec.EndAt:O}: {decision.Failure}.",
-                new Dictionary<string, object?> { ["reason"] = decision.Failure.ToString(), ["alternatives"] = alternatives });
+            return await RequestQueue.EnqueueAsync(db, tenantId, spec, now + wait, now, ct);
         }
 
+        var decision = Allocator.Decide(index, new PlacementRequest(spec.GpuCount, start, end, spec.SingleFabricIsland, holdback));
+        var placement = decision.Placement;
+        IReadOnlyList<Npgsql.NpgsqlBatchCommand> recallWrites = [];
+        if (placement is null && spec.Tier == ReservationTier.Internal
+            && await SpotRecalls.TryAsync(db, index, spec, now, ct) is { } recall)
+        {
+            (start, end, placement, recallWrites) = (recall.Start, recall.End, recall.Placement, recall.Writes);
+        }
+
+        if (placement is null && maxWait is { } patience)
+        {
+            return await RequestQueue.EnqueueAsync(db, tenantId, spec, now + patience, now, ct);
+        }
+
+        if (placement is null)
+        {
+            return await InsufficientCapacityAsync(db, index, tokens, spec, decision.Failure, holdback, now, ct);
+        }
+
+        var reservation = NewReservation(tenantId, spec, ReservationStatus.Scheduled, start, end, now);
+        db.Reservations.Add(reservation);
+        var (hold, writes) = LeaseGrants.Grant(db, index, reservation, placement, now, queuedSince: null);
+        var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
+        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}", [.. recallWrites, .. writes]);
+    }
+
+    /// <summary>A reservation as asked, at the price of the moment: later list-price changes never touch it.</summary>
+    public static Reservation NewReservation(Guid tenantId, BookingSpec spec, ReservationStatus status, DateTimeOffset start, DateTimeOffset end,
+        DateTimeOffset now)
+    {
         var price = Pricing.PricePerGpuHour(spec.Pool.Prices, spec.Tier);
-        var reservation = new Reservation
+        return new Reservation
         {
             Id = Guid.CreateVersion7(now),
             TenantId = tenantId,
             PoolId = spec.Pool.Id,
             Tier = spec.Tier,
-            Status = ReservationStatus.Scheduled,
+            Status = status,
             GpuCount = spec.GpuCount,
-            StartAt = spec.StartAt,
-            EndAt = spec.EndAt,
+            StartAt = start,
+            EndAt = end,
             SingleFabricIsland = spec.SingleFabricIsland,
             PricePerGpuHour = price,
-            TotalPrice = Pricing.Total(price, spec.GpuCount, spec.StartAt, spec.EndAt),
+            TotalPrice = Pricing.Total(price, spec.GpuCount, start, end),
             Currency = Pricing.Currency,
             CreatedAt = now,
             UpdatedAt = now,
-            Lease = new Lease { Id = Guid.CreateVersion7(now), PoolId = spec.Pool.Id, StartAt = spec.StartAt, EndAt = spec.EndAt, CreatedAt = now },
         };
-        db.Reservations.Add(reservation);
-        db.Append(EventTypes.ReservationScheduled, tenantId, reservation.Id, now, new
-        {
-            poolId = spec.Pool.Id,
-            tier = WireEnum.Name(spec.Tier),
-            gpuCount = spec.GpuCount,
-            startAt = spec.StartAt,
-            endAt = spec.EndAt,
-            leaseId = reservation.Lease.Id,
-            nodeIds = placement.Gpus.Select(g => g.NodeId),
-        });
-        var leaseId = reservation.Lease.Id;
-        var hold = new LeaseHold(leaseId, spec.StartAt, spec.EndAt, placement.Gpus);
-        // The next decision in this batch must see these GPUs as taken before the rows exist.
-        index.SetLease(hold);
-        var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
-        // The allocation rows reference the lease, so the decider writes them once the batch's leases are saved.
-        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}",
-            AllocationWriter.Insert(spec.Pool.Id, leaseId, spec.StartAt, spec.EndAt, placement.Gpus, now));
+    }
+
+    private static async Task<Outcome> InsufficientCapacityAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, BookingSpec spec,
+        PlacementFailure? failure, int holdback, DateTimeOffset now, CancellationToken ct)
+    {
+        var duration = spec.EndAt - spec.StartAt;
+        var horizon = now.AddDays(spec.Pool.Rules.MaxStartAheadDays);
+        var latest = spec.StartAt + OfferingEndpoints.DefaultSearchSpan;
+        var windows = BookableWindows.Find(index, new WindowSearch(spec.GpuCount, duration, spec.StartAt.AddMinutes(1),
+            latest < horizon ? latest : horizon, spec.SingleFabricIsland, holdback, AlternativeCount));
+        var alternatives = await OfferingEndpoints.ToOfferingsAsync(db, tokens, spec.Pool,
+            spec.Tier == ReservationTier.Internal ? ReservationTier.Internal : ReservationTier.Reserved, windows, spec.SingleFabricIsland, now, ct);
+        return Outcome.Problem(StatusCodes.Status409Conflict, InsufficientCapacityType, "Insufficient capacity",
+            $"{spec.Pool.Id} cannot place {spec.GpuCount} GPUs from {spec.StartAt:O} to {spec.EndAt:O}: {failure}.",
+            new Dictionary<string, object?> { ["reason"] = failure.ToString(), ["alternatives"] = alternatives });
     }
 
     public static async Task<Results<Ok<Page<ReservationResponse>>, ValidationProblem>> ListReservations([AsParameters] ListReservationsQuery query,
@@ -232,6 +250,16 @@ public static class ReservationEndpoints
         return await idempotent.RunAsync(http, tenantId, null, poolId, async (db, index, now, ct) =>
         {
             var reservation = await FindAsync(db, reservationId, ct);
+            if (reservation.Status == ReservationStatus.Pending)
+            {
+                // A queued request holds nothing: it just leaves the queue.
+                reservation.Status = ReservationStatus.Cancelled;
+                reservation.CancelledAt = now;
+                reservation.UpdatedAt = now;
+                db.Append(EventTypes.ReservationCancelled, tenantId, reservation.Id, now, new { released = "queued", releasedAt = now });
+                return new Outcome(StatusCodes.Status200OK, await ReservationViews.FromHoldAsync(db, nodes, reservation, null, ct));
+            }
+
             if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
             {
                 return InvalidState(reservation, now, "cancelled");
@@ -284,6 +312,12 @@ public static class ReservationEndpoints
             if (reservation.Status is not (ReservationStatus.Scheduled or ReservationStatus.Active) || reservation.EndAt <= now || reservation.Lease is null)
             {
                 return InvalidState(reservation, now, "extended");
+            }
+
+            if (reservation.RecallAt is not null)
+            {
+                return Outcome.Problem(StatusCodes.Status409Conflict, InvalidStateType, "Invalid reservation state",
+                    $"The spot lease is being recalled at {reservation.RecallAt:O} and cannot be extended.");
             }
 
             var pool = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == reservation.PoolId, ct);

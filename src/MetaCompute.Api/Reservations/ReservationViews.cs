@@ -70,5 +70,7 @@ public static class ReservationViews
         lease,
         r.SingleFabricIsland,
         r.CreatedAt,
-        r.CancelledAt);
+        r.CancelledAt,
+        r.Status == ReservationStatus.Pending ? r.WaitUntil : null,
+        r.RecallAt);
 }

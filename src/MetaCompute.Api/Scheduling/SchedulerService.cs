@@ -1,4 +1,5 @@
 using MetaCompute.Api.Data;
+using MetaCompute.Api.Reservations;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -11,7 +12,7 @@ namespace MetaCompute.Api.Scheduling;
 /// connection dies.
 /// </summary>
 public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider time, IOptions<SchedulerOptions> options,
-    ILogger<SchedulerService> logger) : BackgroundService
+    IOptions<QuotaOptions> quotas, PoolOccupancyCache occupancy, ILogger<SchedulerService> logger) : BackgroundService
 {
     public const long LeaderLockKey = 0x4d43_5343_4844; // "MCSCHD"
 
@@ -33,11 +34,15 @@ public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider t
                         continue;
                     }
 
-                    var result = await LifecycleTick.RunAsync(db, options.Value, time.GetUtcNow(), stoppingToken);
-                    if (result != new LifecycleTick.Result(0, 0, 0))
+                    var now = time.GetUtcNow();
+                    // Admission first, so a request admitted to start now is activated by the same tick.
+                    var queue = await RequestQueue.RunAsync(db, occupancy, options.Value, quotas.Value, now, stoppingToken);
+                    var result = await LifecycleTick.RunAsync(db, options.Value, now, stoppingToken);
+                    if (queue != new RequestQueue.Result(0, 0) || result != new LifecycleTick.Result(0, 0, 0))
                     {
-                        logger.LogInformation("Tick: {Activated} activated, {EndingSoon} ending soon, {Completed} completed",
-                            result.Activated, result.EndingSoon, result.Completed);
+                        logger.LogInformation(
+                            "Tick: {Admitted} admitted, {Rejected} rejected, {Activated} activated, {EndingSoon} ending soon, {Completed} completed, {Recalled} recalled",
+                            queue.Admitted, queue.Rejected, result.Activated, result.EndingSoon, result.Completed, result.Recalled);
                     }
                 }
                 catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)

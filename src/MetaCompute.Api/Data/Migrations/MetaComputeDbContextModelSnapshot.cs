@@ -346,6 +346,52 @@ namespace MetaCompute.Api.Data.Migrations
                     b.ToTable("leases", (string)null);
                 });
 
+            modelBuilder.Entity("MetaCompute.Api.Data.MaintenanceWindow", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("created_by");
+
+                    b.Property<int>("NodeId")
+                        .HasColumnType("integer")
+                        .HasColumnName("node_id");
+
+                    b.Property<NpgsqlRange<DateTime>>("Period")
+                        .HasColumnType("tstzrange")
+                        .HasColumnName("period");
+
+                    b.Property<string>("PoolId")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("pool_id");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("reason");
+
+                    b.HasKey("Id")
+                        .HasName("pk_maintenance_windows");
+
+                    b.HasIndex("NodeId")
+                        .HasDatabaseName("ix_maintenance_windows_node_id");
+
+                    b.HasIndex("PoolId")
+                        .HasDatabaseName("ix_maintenance_windows_pool_id");
+
+                    b.ToTable("maintenance_windows", (string)null);
+                });
+
             modelBuilder.Entity("MetaCompute.Api.Data.Node", b =>
                 {
                     b.Property<int>("Id")
@@ -647,6 +693,10 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("numeric(12,6)")
                         .HasColumnName("price_per_gpu_hour");
 
+                    b.Property<DateTimeOffset?>("RecallAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("recall_at");
+
                     b.Property<bool>("SingleFabricIsland")
                         .HasColumnType("boolean")
                         .HasColumnName("single_fabric_island");
@@ -686,6 +736,10 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("xid")
                         .HasColumnName("xmin");
 
+                    b.Property<DateTimeOffset?>("WaitUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("wait_until");
+
                     b.HasKey("Id")
                         .HasName("pk_reservations");
 
@@ -704,6 +758,8 @@ namespace MetaCompute.Api.Data.Migrations
                     b.ToTable("reservations", null, t =>
                         {
                             t.HasCheckConstraint("ck_reservations_gpu_count", "gpu_count > 0");
+
+                            t.HasCheckConstraint("ck_reservations_pending_has_deadline", "status <> 'Pending' OR wait_until IS NOT NULL");
 
                             t.HasCheckConstraint("ck_reservations_window", "end_at > start_at");
                         });
@@ -762,6 +818,12 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<int>("FairShareWeight")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("integer")
+                        .HasDefaultValue(1)
+                        .HasColumnName("fair_share_weight");
+
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasMaxLength(16)
@@ -781,7 +843,10 @@ namespace MetaCompute.Api.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_tenants_name");
 
-                    b.ToTable("tenants", (string)null);
+                    b.ToTable("tenants", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_tenants_fair_share_weight", "fair_share_weight BETWEEN 1 AND 1000");
+                        });
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.TenantQuota", b =>
@@ -894,6 +959,23 @@ namespace MetaCompute.Api.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_leases_reservations_reservation_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.MaintenanceWindow", b =>
+                {
+                    b.HasOne("MetaCompute.Api.Data.Node", null)
+                        .WithMany()
+                        .HasForeignKey("NodeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_maintenance_windows_nodes_node_id");
+
+                    b.HasOne("MetaCompute.Api.Data.Pool", null)
+                        .WithMany()
+                        .HasForeignKey("PoolId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_maintenance_windows_pools_pool_id");
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.Node", b =>
