@@ -83,6 +83,7 @@ public partial class Program
         admin.MapQuotaAdminEndpoints();
         admin.MapNodeAdminEndpoints();
         admin.MapNodeRegistrationEndpoints();
+        admin.MapMaintenanceEndpoints();
         admin.MapPoolAdminEndpoints();
         admin.MapUtilizationEndpoints();
     }

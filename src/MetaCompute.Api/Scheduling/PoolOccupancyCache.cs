@@ -164,19 +164,40 @@ public sealed class PoolOccupancyCache(TimeProvider time)
             while (await reader.ReadAsync(ct))
             {
                 var lease = reader.GetGuid(0);
+                var (start, end) = (reader.GetFieldValue<DateTimeOffset>(1), reader.GetFieldValue<DateTimeOffset>(2));
                 if (!holds.TryGetValue(lease, out var hold))
                 {
-                    hold = (reader.GetFieldValue<DateTimeOffset>(1), reader.GetFieldValue<DateTimeOffset>(2), []);
-                    holds[lease] = hold;
+                    hold = (start, end, []);
                 }
 
-                hold.Gpus.Add(new NodeGpus(reader.GetInt32(3), (byte)reader.GetInt16(4)));
+                // The index keeps one period per lease: rows cut short (a move, a forced window) widen to the whole,
+                // which can only make GPUs look busier than they are, never free when they are not.
+                holds[lease] = (start < hold.Start ? start : hold.Start, end > hold.End ? end : hold.End, hold.Gpus);
+                var (nodeId, mask) = (reader.GetInt32(3), (byte)reader.GetInt16(4));
+                var onNode = hold.Gpus.FindIndex(g => g.NodeId == nodeId);
+                if (onNode >= 0)
+                {
+                    hold.Gpus[onNode] = hold.Gpus[onNode] with { Mask = (byte)(hold.Gpus[onNode].Mask | mask) };
+                }
+                else
+                {
+                    hold.Gpus.Add(new NodeGpus(nodeId, mask));
+                }
             }
         }
 
         foreach (var (lease, hold) in holds)
         {
             index.SetLease(new LeaseHold(lease, hold.Start, hold.End, hold.Gpus));
+        }
+
+        var windows = await db.MaintenanceWindows.AsNoTracking()
+            .Where(w => w.PoolId == poolId && w.Period.UpperBound > time.GetUtcNow().UtcDateTime)
+            .ToListAsync(ct);
+        foreach (var window in windows)
+        {
+            index.SetLease(new LeaseHold(window.Id, new DateTimeOffset(window.Period.LowerBound, TimeSpan.Zero),
+                new DateTimeOffset(window.Period.UpperBound, TimeSpan.Zero), [new NodeGpus(window.NodeId, PoolOccupancy.FullNode)]));
         }
 
         return index;
