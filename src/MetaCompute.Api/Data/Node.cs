@@ -22,6 +22,8 @@ public sealed class Node
     public required string PoolId { get; init; }
     public required string Hostname { get; init; }
     public NodeState State { get; set; }
+    /// <summary>When a node the fault model took out is repaired; null for nodes an operator failed (they restore them).</summary>
+    public DateTimeOffset? RepairDueAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
     public uint Version { get; set; }
 }
@@ -46,6 +48,7 @@ public sealed class NodeConfiguration : IEntityTypeConfiguration<Node>, IEntityT
         b.HasOne<Pool>().WithMany().HasForeignKey(n => n.PoolId);
         b.HasIndex(n => n.Hostname).IsUnique();
         b.HasIndex(n => new { n.PoolId, n.Id });
+        b.HasIndex(n => n.RepairDueAt).HasFilter("repair_due_at IS NOT NULL");
     }
 
     public void Configure(EntityTypeBuilder<Gpu> b)

@@ -65,6 +65,8 @@ public static class ServiceSetup
         services.Configure<Maintenance.RetentionOptions>(configuration.GetSection("Retention"));
         services.AddHostedService<Maintenance.RetentionService>();
         services.Configure<Scheduling.SchedulerOptions>(configuration.GetSection("Scheduler"));
+        services.Configure<Scheduling.FaultOptions>(configuration.GetSection("Simulation:Faults"));
+        services.AddSingleton<Scheduling.FaultInjector>();
         // `--role api` serves HTTP without the scheduler; `--role scheduler` runs the scheduler (and health) only.
         if (configuration["role"] != "api" && configuration.GetValue("Scheduler:Enabled", true))
         {

@@ -26,11 +26,12 @@ public static class NodeTransitions
     /// <summary>
     /// Moves a node from one state to another under its pool's lock: appends the change to the pool's log (so every
     /// replica's decider stops or resumes placing on it), re-homes its leases when it fails, and records an audit event
-    /// (who, before, after, outcome and <paramref name="details"/>), in one transaction. Any other starting state is
+    /// (who, before, after, outcome and <paramref name="details"/>), in one transaction. A failure may carry when its
+    /// repair is due (the fault model's); the scheduler restores the node then. Any other starting state is
     /// <see cref="NodeChangeStatus.InvalidState"/>: nothing changes silently.
     /// </summary>
     public static async Task<(NodeChangeStatus Status, string? Detail)> ApplyAsync(MetaComputeDbContext db, PoolOccupancyCache occupancy, int nodeId,
-        NodeTransition transition, string? by, DateTimeOffset now, object? details, CancellationToken ct)
+        NodeTransition transition, string? by, DateTimeOffset now, object? details, CancellationToken ct, DateTimeOffset? repairDueAt = null)
     {
         var poolId = await db.Nodes.Where(n => n.Id == nodeId).Select(n => n.PoolId).FirstOrDefaultAsync(ct);
         if (poolId is null)
@@ -50,6 +51,7 @@ public static class NodeTransitions
 
             var before = node.State;
             node.State = transition.To;
+            node.RepairDueAt = transition.To == NodeState.Failed ? repairDueAt : null;
             node.UpdatedAt = now;
             var allocatable = transition.To == NodeState.Healthy;
             // The node closes before its leases move, so no lease moves onto it.

@@ -12,7 +12,8 @@ namespace MetaCompute.Api.Scheduling;
 /// connection dies.
 /// </summary>
 public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider time, IOptions<SchedulerOptions> options,
-    IOptions<QuotaOptions> quotas, PoolOccupancyCache occupancy, ILogger<SchedulerService> logger) : BackgroundService
+    IOptions<QuotaOptions> quotas, PoolOccupancyCache occupancy, FaultInjector faults, IOptions<FaultOptions> faultOptions,
+    ILogger<SchedulerService> logger) : BackgroundService
 {
     public const long LeaderLockKey = 0x4d43_5343_4844; // "MCSCHD"
 
@@ -35,6 +36,15 @@ public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider t
                     }
 
                     var now = time.GetUtcNow();
+                    if (faultOptions.Value.Enabled)
+                    {
+                        var injected = await faults.TickAsync(db, now, stoppingToken);
+                        if (injected != new FaultInjector.Result(0, 0))
+                        {
+                            logger.LogInformation("Fault model: {Failed} nodes failed, {Restored} repaired", injected.Failed, injected.Restored);
+                        }
+                    }
+
                     // Admission first, so a request admitted to start now is activated by the same tick.
                     var queue = await RequestQueue.RunAsync(db, occupancy, options.Value, quotas.Value, now, stoppingToken);
                     var result = await LifecycleTick.RunAsync(db, options.Value, now, stoppingToken);

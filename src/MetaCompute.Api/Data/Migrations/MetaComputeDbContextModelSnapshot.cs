@@ -416,6 +416,10 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("rack_id");
 
+                    b.Property<DateTimeOffset?>("RepairDueAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("repair_due_at");
+
                     b.Property<string>("State")
                         .IsRequired()
                         .HasMaxLength(16)
@@ -444,6 +448,10 @@ namespace MetaCompute.Api.Data.Migrations
 
                     b.HasIndex("RackId")
                         .HasDatabaseName("ix_nodes_rack_id");
+
+                    b.HasIndex("RepairDueAt")
+                        .HasDatabaseName("ix_nodes_repair_due_at")
+                        .HasFilter("repair_due_at IS NOT NULL");
 
                     b.HasIndex("PoolId", "Id")
                         .HasDatabaseName("ix_nodes_pool_id_id");
