@@ -86,5 +86,6 @@ public partial class Program
         admin.MapMaintenanceEndpoints();
         admin.MapPoolAdminEndpoints();
         admin.MapUtilizationEndpoints();
+        admin.MapAuditEndpoints();
     }
 }

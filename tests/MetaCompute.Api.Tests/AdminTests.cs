@@ -10,6 +10,31 @@ namespace MetaCompute.Api.Tests;
 public sealed class AdminTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
     [Fact]
+    public async Task Operator_actions_are_audited_with_who_before_and_after()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.OperatorClient();
+        (await client.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/us-ohio-1-h100", new { maxConcurrentGpus = 64 })).EnsureSuccessStatusCode();
+        var weighted = await client.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/fair-share", new { weight = 3 });
+        Assert.Equal(3, (await weighted.Content.ReadFromJsonAsync<TenantResponse>(Json.Options))!.FairShareWeight);
+        (await client.PostAsync($"/v1/admin/api-keys/{tenant.KeyId}/revoke", null)).EnsureSuccessStatusCode();
+        (await client.PostAsync($"/v1/admin/api-keys/{tenant.KeyId}/revoke", null)).EnsureSuccessStatusCode();
+
+        async Task<List<System.Text.Json.JsonElement>> AuditAsync(string type) =>
+            (await client.GetFromJsonAsync<Page<Events.EventResponse>>($"/v1/admin/events?type={type}&limit={Paging.MaxLimit}", Json.Options))!.Items
+            .Select(e => e.Data).Where(d => d.ToString().Contains(tenant.Id) || d.ToString().Contains(tenant.KeyId)).ToList();
+
+        var quota = Assert.Single(await AuditAsync(EventTypes.TenantQuotaSet));
+        Assert.Equal((512, 64), (quota.GetProperty("before").GetInt32(), quota.GetProperty("after").GetInt32()));
+        Assert.False(string.IsNullOrEmpty(quota.GetProperty("by").GetString()));
+        var weight = Assert.Single(await AuditAsync(EventTypes.TenantFairShareSet));
+        Assert.Equal((1, 3), (weight.GetProperty("before").GetInt32(), weight.GetProperty("after").GetInt32()));
+        Assert.Single(await AuditAsync(EventTypes.ApiKeyRevoked));
+        Assert.Single(await AuditAsync(EventTypes.TenantCreated));
+        Assert.Single(await AuditAsync(EventTypes.ApiKeyCreated));
+    }
+
+    [Fact]
     public async Task A_new_key_is_shown_once_then_listed_by_prefix_only()
     {
         var tenant = await api.CreateTenantAsync();

@@ -1,8 +1,13 @@
 using FluentValidation;
+using System.Security.Claims;
+using MetaCompute.Api.Auth;
 using MetaCompute.Api.Data;
+using MetaCompute.Api.Events;
+using MetaCompute.Api.Reservations;
 using MetaCompute.Api.Infrastructure;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace MetaCompute.Api.Admin;
 
@@ -39,7 +44,7 @@ public static class QuotaAdminEndpoints
     }
 
     public static async Task<Results<Ok<QuotaResponse>, ProblemHttpResult>> SetQuota(Guid tenantId, string poolId, SetQuotaRequest request,
-        MetaComputeDbContext db, CancellationToken ct)
+        ClaimsPrincipal user, MetaComputeDbContext db, IOptions<QuotaOptions> defaults, TimeProvider time, CancellationToken ct)
     {
         if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
         {
@@ -51,11 +56,20 @@ public static class QuotaAdminEndpoints
             return Problems.NotFound($"Pool '{poolId}'");
         }
 
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var before = await db.TenantQuotas.Where(q => q.TenantId == tenantId && q.PoolId == poolId).Select(q => (int?)q.MaxConcurrentGpus)
+            .FirstOrDefaultAsync(ct) ?? defaults.Value.DefaultMaxConcurrentGpus;
+        db.Append(EventTypes.TenantQuotaSet, null, null, time.GetUtcNow(), new
+        {
+            tenantId, poolId, by = user.KeyIdOf(), before, after = request.MaxConcurrentGpus,
+        });
+        await db.SaveChangesAsync(ct);
         // An upsert: setting a quota twice is the same as setting it once.
         await db.Database.ExecuteSqlAsync($"""
             INSERT INTO tenant_quotas (tenant_id, pool_id, max_concurrent_gpus) VALUES ({tenantId}, {poolId}, {request.MaxConcurrentGpus})
             ON CONFLICT (tenant_id, pool_id) DO UPDATE SET max_concurrent_gpus = excluded.max_concurrent_gpus
             """, ct);
+        await tx.CommitAsync(ct);
         return TypedResults.Ok(new QuotaResponse(tenantId.ToString(), poolId, request.MaxConcurrentGpus));
     }
 }

@@ -76,12 +76,16 @@ public static class TenantAdminEndpoints
         return admin;
     }
 
-    public static async Task<Created<TenantResponse>> CreateTenant(CreateTenantRequest request, MetaComputeDbContext db, TimeProvider time,
-        CancellationToken ct)
+    public static async Task<Created<TenantResponse>> CreateTenant(CreateTenantRequest request, ClaimsPrincipal user, MetaComputeDbContext db,
+        TimeProvider time, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var tenant = new Tenant { Id = Guid.CreateVersion7(now), Name = request.Name, Kind = request.Kind ?? TenantKind.External, CreatedAt = now };
         db.Tenants.Add(tenant);
+        db.Append(EventTypes.TenantCreated, null, null, now, new
+        {
+            tenantId = tenant.Id, by = user.KeyIdOf(), before = (object?)null, after = new { tenant.Name, kind = WireEnum.Name(tenant.Kind) },
+        });
         // A taken name fails on the unique index and answers 409 through the exception handler.
         await db.SaveChangesAsync(ct);
         return TypedResults.Created($"/v1/admin/tenants/{tenant.Id}", tenant.ToResponse());
@@ -124,7 +128,7 @@ public static class TenantAdminEndpoints
     }
 
     public static async Task<Results<Created<NewApiKeyResponse>, ProblemHttpResult>> CreateApiKey(Guid tenantId, CreateApiKeyRequest request,
-        MetaComputeDbContext db, TimeProvider time, CancellationToken ct)
+        ClaimsPrincipal user, MetaComputeDbContext db, TimeProvider time, CancellationToken ct)
     {
         if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
         {
@@ -144,6 +148,7 @@ public static class TenantAdminEndpoints
             CreatedAt = now,
         };
         db.ApiKeys.Add(apiKey);
+        db.Append(EventTypes.ApiKeyCreated, null, null, now, new { keyId = apiKey.Id, tenantId, apiKey.Prefix, apiKey.Name, by = user.KeyIdOf() });
         // A tenant deleted meanwhile fails the foreign key and answers 409.
         await db.SaveChangesAsync(ct);
         return TypedResults.Created($"/v1/admin/tenants/{tenantId}/api-keys",
@@ -162,12 +167,22 @@ public static class TenantAdminEndpoints
         return TypedResults.Ok(new Page<ApiKeyResponse>(keys.Select(k => k.ToResponse()).ToList(), null));
     }
 
-    public static async Task<Results<Ok<ApiKeyResponse>, ProblemHttpResult>> RevokeApiKey(Guid keyId, MetaComputeDbContext db, TimeProvider time,
-        Auth.ApiKeyCache keys, CancellationToken ct)
+    public static async Task<Results<Ok<ApiKeyResponse>, ProblemHttpResult>> RevokeApiKey(Guid keyId, ClaimsPrincipal user, MetaComputeDbContext db,
+        TimeProvider time, Auth.ApiKeyCache keys, CancellationToken ct)
     {
-        // Set-based and idempotent: revoking twice keeps the first revocation time.
-        await db.ApiKeys.Where(k => k.Id == keyId && k.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, time.GetUtcNow()), ct);
+        // Set-based and idempotent: revoking twice keeps the first revocation time, and audits only the first.
+        var now = time.GetUtcNow();
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            if (await db.ApiKeys.Where(k => k.Id == keyId && k.RevokedAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), ct) == 1)
+            {
+                db.Append(EventTypes.ApiKeyRevoked, null, null, now, new { keyId, by = user.KeyIdOf(), before = "active", after = "revoked" });
+                await db.SaveChangesAsync(ct);
+            }
+
+            await tx.CommitAsync(ct);
+        }
+
         keys.Remove(keyId);
         var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Id == keyId, ct);
         return key is null ? Problems.NotFound($"API key '{keyId}'") : TypedResults.Ok(key.ToResponse());

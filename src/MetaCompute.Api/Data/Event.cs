@@ -39,6 +39,10 @@ public static class EventTypes
     public const string MaintenanceScheduled = "node.maintenance_scheduled";
     public const string MaintenanceCancelled = "node.maintenance_cancelled";
     public const string TenantFairShareSet = "tenant.fair_share_set";
+    public const string TenantCreated = "tenant.created";
+    public const string TenantQuotaSet = "tenant.quota_set";
+    public const string ApiKeyCreated = "api_key.created";
+    public const string ApiKeyRevoked = "api_key.revoked";
 }
 
 /// <summary>An idempotency key: the request's hash and the answer it got, committed with the effect.</summary>
