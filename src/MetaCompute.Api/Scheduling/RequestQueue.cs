@@ -22,8 +22,6 @@ public static class RequestQueue
 {
     public sealed record Result(int Admitted, int Rejected);
 
-    private sealed record Blocked(PlacementRequest Request);
-
     public static Task<bool> AnyWaitingAsync(MetaComputeDbContext db, string poolId, CancellationToken ct) =>
         db.Reservations.AnyAsync(r => r.PoolId == poolId && r.Status == ReservationStatus.Pending, ct);
 
@@ -88,53 +86,30 @@ public static class RequestQueue
             .OrderBy(r => TierRank(r.Tier)).ThenBy(r => share[r.TenantId]).ThenBy(r => r.CreatedAt).ThenBy(r => r.Id)
             .ToList();
 
-        var blocked = new List<Blocked>();
         var writes = new List<NpgsqlBatchCommand>();
         var admitted = 0;
-        foreach (var request in queue)
-        {
-            var duration = request.EndAt - request.StartAt;
-            // Whole seconds, rounded up: GPUs released a moment ago are free from then, not from the start of that second.
-            var start = request.StartAt > now ? request.StartAt : BookingRules.TruncateToSecond(now.AddTicks(TimeSpan.TicksPerSecond - 1));
-            var holdback = request.Tier == ReservationTier.Internal ? 0 : pool.Rules.HoldbackGpus;
-            var placementRequest = new PlacementRequest(request.GpuCount, start, start + duration, request.SingleFabricIsland, holdback);
-            var (limit, peak) = Quotas.Check(db, quotas, request.TenantId, poolId, placementRequest.Start, placementRequest.End, request.GpuCount);
-            if (peak > limit)
+        var byId = queue.ToDictionary(r => r.Id);
+        // Whole seconds, rounded up: GPUs released a moment ago are free from then, not from the start of that second.
+        var startNow = BookingRules.TruncateToSecond(now.AddTicks(TimeSpan.TicksPerSecond - 1));
+        Admission.Run(index,
+            queue.Select(r => new QueuedRequest(r.Id, r.GpuCount, r.StartAt, r.EndAt - r.StartAt, r.SingleFabricIsland,
+                BookingRules.HoldbackFor(pool, r.Tier), r.WaitUntil!.Value)),
+            startNow,
+            (q, start) =>
             {
-                continue;
-            }
-
-            var decision = Allocator.Decide(index, placementRequest);
-            if (decision.Placement is not { } placement)
+                var (limit, peak) = Quotas.Check(db, quotas, byId[q.Id].TenantId, poolId, start, start + q.Duration, q.GpuCount);
+                return peak <= limit;
+            },
+            (q, start, placement) =>
             {
-                // Blocked: protect the earliest start it could get within its wait, so nothing behind it delays that.
-                var windows = BookableWindows.Find(index, new WindowSearch(request.GpuCount, duration, start, request.WaitUntil!.Value,
-                    request.SingleFabricIsland, holdback, 1));
-                if (windows.Count > 0)
-                {
-                    blocked.Add(new Blocked(placementRequest with { Start = windows[0].Start, End = windows[0].Start + duration }));
-                }
-
-                continue;
-            }
-
-            var trial = new LeaseHold(Guid.NewGuid(), placementRequest.Start, placementRequest.End, placement.Gpus);
-            index.SetLease(trial);
-            var delaysSomeoneAhead = blocked.Any(b => !Allocator.Decide(index, b.Request).Placed);
-            index.RemoveLease(trial.LeaseId);
-            if (delaysSomeoneAhead)
-            {
-                continue;
-            }
-
-            var queuedSince = request.CreatedAt;
-            request.StartAt = placementRequest.Start;
-            request.EndAt = placementRequest.End;
-            request.TotalPrice = Pricing.Total(request.PricePerGpuHour, request.GpuCount, request.StartAt, request.EndAt);
-            request.UpdatedAt = now;
-            writes.AddRange(LeaseGrants.Grant(db, index, request, placement, now, queuedSince).Writes);
-            admitted++;
-        }
+                var request = byId[q.Id];
+                request.StartAt = start;
+                request.EndAt = start + q.Duration;
+                request.TotalPrice = Pricing.Total(request.PricePerGpuHour, request.GpuCount, request.StartAt, request.EndAt);
+                request.UpdatedAt = now;
+                writes.AddRange(LeaseGrants.Grant(db, index, request, placement, now, queuedSince: request.CreatedAt).Writes);
+                admitted++;
+            });
 
         await db.SaveChangesAsync(ct);
         if (writes.Count > 0)
