@@ -1,5 +1,6 @@
 using MetaCompute.Api.Admin;
 using MetaCompute.Api.Auth;
+using MetaCompute.Api.Billing;
 using MetaCompute.Api.Catalog;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Events;
@@ -77,6 +78,7 @@ public partial class Program
         tenant.MapTenantSelfEndpoints();
         tenant.MapReservationEndpoints();
         tenant.MapEventEndpoints();
+        tenant.MapBillingEndpoints();
 
         var admin = v1.MapGroup("/admin").RequireAuthorization(CallerClaims.OperatorPolicy).ProducesProblem(StatusCodes.Status403Forbidden);
         admin.MapTenantAdminEndpoints();
@@ -87,5 +89,6 @@ public partial class Program
         admin.MapPoolAdminEndpoints();
         admin.MapUtilizationEndpoints();
         admin.MapAuditEndpoints();
+        admin.MapRevenueEndpoints();
     }
 }

@@ -43,6 +43,7 @@ public static class EventTypes
     public const string TenantQuotaSet = "tenant.quota_set";
     public const string ApiKeyCreated = "api_key.created";
     public const string ApiKeyRevoked = "api_key.revoked";
+    public const string CreditIssued = "credit.issued";
 }
 
 /// <summary>An idempotency key: the request's hash and the answer it got, committed with the effect.</summary>

@@ -23,6 +23,11 @@ public sealed class MetaComputeDbContext(DbContextOptions<MetaComputeDbContext> 
     public DbSet<PoolChange> PoolChanges => Set<PoolChange>();
     public DbSet<ServiceSecret> ServiceSecrets => Set<ServiceSecret>();
     public DbSet<MaintenanceWindow> MaintenanceWindows => Set<MaintenanceWindow>();
+    public DbSet<Charge> Charges => Set<Charge>();
+    public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
+    public DbSet<MeteringState> MeteringStates => Set<MeteringState>();
+    public DbSet<Invoice> Invoices => Set<Invoice>();
+    public DbSet<InvoiceLine> InvoiceLines => Set<InvoiceLine>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

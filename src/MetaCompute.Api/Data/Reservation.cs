@@ -67,6 +67,8 @@ public sealed class Lease
     public DateTimeOffset CreatedAt { get; init; }
     /// <summary>Set when a failed node's GPUs could not be re-homed: the lease runs short of GPUs from then on.</summary>
     public DateTimeOffset? DegradedSince { get; set; }
+    /// <summary>How many of its GPUs the lease has lost (failed or forced maintenance) without a replacement; credited.</summary>
+    public int DegradedGpus { get; set; }
 }
 
 /// <summary>One GPU held by a lease over a period. The exclusion constraint on this table makes double booking impossible.</summary>

@@ -66,6 +66,7 @@ public static class ServiceSetup
         services.AddHostedService<Maintenance.RetentionService>();
         services.Configure<Scheduling.SchedulerOptions>(configuration.GetSection("Scheduler"));
         services.Configure<Scheduling.FaultOptions>(configuration.GetSection("Simulation:Faults"));
+        services.Configure<Billing.BillingOptions>(configuration.GetSection("Billing"));
         services.AddSingleton<Scheduling.FaultInjector>();
         // `--role api` serves HTTP without the scheduler; `--role scheduler` runs the scheduler (and health) only.
         if (configuration["role"] != "api" && configuration.GetValue("Scheduler:Enabled", true))

@@ -74,12 +74,12 @@ public static class OfferingEndpoints
     {
         var islandIds = windows.SelectMany(w => w.Placement.FabricIslandIds).Distinct().ToList();
         var islandNames = await db.FabricIslands.AsNoTracking().Where(i => islandIds.Contains(i.Id)).ToDictionaryAsync(i => i.Id, i => i.Name, ct);
-        var price = Pricing.PricePerGpuHour(pool.Prices, tier);
         var expires = now + OfferingTokens.Validity;
         var offerings = new List<OfferingResponse>();
         foreach (var window in windows)
         {
             var gpuCount = window.Placement.GpuCount;
+            var price = Pricing.PricePerGpuHour(pool.Prices, tier, window.End - window.Start, utilisation: 0);
             var id = await tokens.IssueAsync(new OfferingTerms(pool.Id, gpuCount, window.Start, window.End, singleFabricIsland, expires), ct);
             offerings.Add(new OfferingResponse(id, pool.Id, tier, window.Start, window.End, gpuCount,
                 window.Placement.FabricIslandIds.Select(i => islandNames[i]).ToList(), price,

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using MetaCompute.Api.Auth;
+using MetaCompute.Api.Billing;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Events;
 using MetaCompute.Api.Idempotency;
@@ -125,7 +126,7 @@ public static class ReservationEndpoints
         // A request willing to wait joins the queue behind those already waiting rather than jumping it.
         if (maxWait is { } wait && await RequestQueue.AnyWaitingAsync(db, spec.Pool.Id, ct))
         {
-            return await RequestQueue.EnqueueAsync(db, tenantId, spec, now + wait, now, ct);
+            return await RequestQueue.EnqueueAsync(db, index, tenantId, spec, now + wait, now, ct);
         }
 
         var decision = Allocator.Decide(index, new PlacementRequest(spec.GpuCount, start, end, spec.SingleFabricIsland, holdback));
@@ -139,7 +140,7 @@ public static class ReservationEndpoints
 
         if (placement is null && maxWait is { } patience)
         {
-            return await RequestQueue.EnqueueAsync(db, tenantId, spec, now + patience, now, ct);
+            return await RequestQueue.EnqueueAsync(db, index, tenantId, spec, now + patience, now, ct);
         }
 
         if (placement is null)
@@ -147,18 +148,27 @@ public static class ReservationEndpoints
             return await InsufficientCapacityAsync(db, index, tokens, spec, decision.Failure, holdback, now, ct);
         }
 
-        var reservation = NewReservation(tenantId, spec, ReservationStatus.Scheduled, start, end, now);
+        var reservation = NewReservation(tenantId, spec, ReservationStatus.Scheduled, start, end, index, now);
         db.Reservations.Add(reservation);
         var (hold, writes) = LeaseGrants.Grant(db, index, reservation, placement, now, queuedSince: null);
         var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
         return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}", [.. recallWrites, .. writes]);
     }
 
+    /// <summary>The share of the pool's open GPUs busy at <paramref name="at"/>.</summary>
+    public static double Utilisation(PoolOccupancy index, DateTimeOffset at)
+    {
+        var (busy, free, _) = Allocator.Usage(index, at, at.AddSeconds(1));
+        return busy + free == 0 ? 1 : (double)busy / (busy + free);
+    }
+
     /// <summary>A reservation as asked, at the price of the moment: later list-price changes never touch it.</summary>
     public static Reservation NewReservation(Guid tenantId, BookingSpec spec, ReservationStatus status, DateTimeOffset start, DateTimeOffset end,
-        DateTimeOffset now)
+        PoolOccupancy index, DateTimeOffset now)
     {
-        var price = Pricing.PricePerGpuHour(spec.Pool.Prices, spec.Tier);
+        // Spot follows the pool's utilisation at the moment of sale; the other tiers do not need it.
+        var utilisation = spec.Tier == ReservationTier.Spot ? Utilisation(index, now) : 0;
+        var price = Pricing.PricePerGpuHour(spec.Pool.Prices, spec.Tier, end - start, utilisation);
         return new Reservation
         {
             Id = Guid.CreateVersion7(now),
@@ -284,11 +294,25 @@ public static class ReservationEndpoints
             reservation.Status = ReservationStatus.Cancelled;
             reservation.CancelledAt = now;
             reservation.UpdatedAt = now;
+            // A reserved block was paid in advance: the published rule says what comes back. The other tiers pay only
+            // for what they held, which metering counts; their total now says so.
+            var refund = 0m;
+            if (reservation.Tier == ReservationTier.Reserved)
+            {
+                refund = Pricing.ReservedRefund(reservation.TotalPrice, reservation.StartAt, now);
+                Ledger.Charge(db, reservation, ChargeKind.Refund, -refund, now);
+            }
+            else
+            {
+                reservation.TotalPrice = beforeStart ? 0 : Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, reservation.StartAt, now);
+            }
+
             db.Append(EventTypes.ReservationCancelled, tenantId, reservation.Id, now, new
             {
                 leaseId = lease.Id,
                 released = beforeStart ? "all" : "from_now",
                 releasedAt = now,
+                refund,
             });
             return new Outcome(StatusCodes.Status200OK,
                 await ReservationViews.FromHoldAsync(db, nodes, reservation, beforeStart ? null : hold with { End = now }, ct), Writes: writes);
@@ -357,7 +381,13 @@ public static class ReservationEndpoints
                 reservation.EndAt = newEnd;
                 // The warning was about the old end; the scheduler warns again before the new one.
                 reservation.EndingSoonNotifiedAt = null;
-                reservation.TotalPrice += Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
+                var added = Pricing.Total(reservation.PricePerGpuHour, reservation.GpuCount, oldEnd, newEnd);
+                reservation.TotalPrice += added;
+                if (reservation.Tier == ReservationTier.Reserved)
+                {
+                    Ledger.Charge(db, reservation, ChargeKind.Extension, added, now);
+                }
+
                 reservation.UpdatedAt = now;
                 db.Append(EventTypes.ReservationExtended, tenantId, reservation.Id, now, new
                 {

@@ -1,3 +1,4 @@
+using MetaCompute.Api.Billing;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Events;
 using MetaCompute.Api.Infrastructure;
@@ -23,6 +24,12 @@ public static class LeaseGrants
         };
         reservation.Lease = lease;
         reservation.Status = ReservationStatus.Scheduled;
+        // A reserved block is paid for its whole window when it is granted; the other tiers pay as they use (metered).
+        if (reservation.Tier == ReservationTier.Reserved)
+        {
+            Ledger.Charge(db, reservation, ChargeKind.Reservation, reservation.TotalPrice, now);
+        }
+
         db.Append(EventTypes.ReservationScheduled, reservation.TenantId, reservation.Id, now, new
         {
             poolId = reservation.PoolId,

@@ -78,7 +78,8 @@ public static class MaintenanceWindows
                 }
                 else
                 {
-                    await GiveUpNodeAsync(db, owners[hold.LeaseId].Lease, owner, node.Id, start, now, ct);
+                    var lost = hold.Gpus.Single(g => g.NodeId == node.Id).Count;
+                    await GiveUpNodeAsync(db, owners[hold.LeaseId].Lease, owner, node.Id, lost, start, now, ct);
                 }
             }
 
@@ -138,8 +139,8 @@ public static class MaintenanceWindows
     /// A forced window over a lease that cannot move: the lease keeps the node's GPUs only until the window starts and is
     /// degraded from then. Its hold in the index still covers the node to its end, which only makes the node look busier.
     /// </summary>
-    private static async Task GiveUpNodeAsync(MetaComputeDbContext db, Lease lease, Reservation owner, int nodeId, DateTimeOffset windowStart,
-        DateTimeOffset now, CancellationToken ct)
+    private static async Task GiveUpNodeAsync(MetaComputeDbContext db, Lease lease, Reservation owner, int nodeId, int gpuCount,
+        DateTimeOffset windowStart, DateTimeOffset now, CancellationToken ct)
     {
         await db.Database.ExecuteSqlAsync($"""
             DELETE FROM allocations WHERE lease_id = {lease.Id} AND node_id = {nodeId} AND lower(period) >= {windowStart};
@@ -147,9 +148,10 @@ public static class MaintenanceWindows
               WHERE lease_id = {lease.Id} AND node_id = {nodeId} AND upper(period) > {windowStart};
             """, ct);
         lease.DegradedSince ??= windowStart > now ? windowStart : now;
+        lease.DegradedGpus += gpuCount;
         db.Append(EventTypes.LeaseDegraded, owner.TenantId, owner.Id, now, new
         {
-            leaseId = lease.Id, nodeId, from = windowStart, reason = "maintenance on the node and no equivalent GPUs to move to",
+            leaseId = lease.Id, nodeId, gpuCount, from = windowStart, reason = "maintenance on the node and no equivalent GPUs to move to",
         });
     }
 }

@@ -26,10 +26,10 @@ public static class RequestQueue
         db.Reservations.AnyAsync(r => r.PoolId == poolId && r.Status == ReservationStatus.Pending, ct);
 
     /// <summary>Records the request as pending: 202, no lease yet; the scheduler admits or rejects it.</summary>
-    public static async Task<Outcome> EnqueueAsync(MetaComputeDbContext db, Guid tenantId, BookingSpec spec, DateTimeOffset waitUntil,
-        DateTimeOffset now, CancellationToken ct)
+    public static async Task<Outcome> EnqueueAsync(MetaComputeDbContext db, PoolOccupancy index, Guid tenantId, BookingSpec spec,
+        DateTimeOffset waitUntil, DateTimeOffset now, CancellationToken ct)
     {
-        var reservation = ReservationEndpoints.NewReservation(tenantId, spec, ReservationStatus.Pending, spec.StartAt, spec.EndAt, now);
+        var reservation = ReservationEndpoints.NewReservation(tenantId, spec, ReservationStatus.Pending, spec.StartAt, spec.EndAt, index, now);
         reservation.WaitUntil = waitUntil;
         db.Reservations.Add(reservation);
         db.Append(EventTypes.ReservationPending, tenantId, reservation.Id, now, new

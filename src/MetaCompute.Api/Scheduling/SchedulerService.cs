@@ -1,3 +1,4 @@
+using MetaCompute.Api.Billing;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Reservations;
 using Microsoft.EntityFrameworkCore;
@@ -13,7 +14,7 @@ namespace MetaCompute.Api.Scheduling;
 /// </summary>
 public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider time, IOptions<SchedulerOptions> options,
     IOptions<QuotaOptions> quotas, PoolOccupancyCache occupancy, FaultInjector faults, IOptions<FaultOptions> faultOptions,
-    ILogger<SchedulerService> logger) : BackgroundService
+    IOptions<BillingOptions> billing, ILogger<SchedulerService> logger) : BackgroundService
 {
     public const long LeaderLockKey = 0x4d43_5343_4844; // "MCSCHD"
 
@@ -48,6 +49,13 @@ public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider t
                     // Admission first, so a request admitted to start now is activated by the same tick.
                     var queue = await RequestQueue.RunAsync(db, occupancy, options.Value, quotas.Value, now, stoppingToken);
                     var result = await LifecycleTick.RunAsync(db, options.Value, now, stoppingToken);
+                    var metered = await MeteringTick.RunAsync(db, billing.Value, now, stoppingToken);
+                    if (metered.Hours > 0)
+                    {
+                        logger.LogInformation("Metered {Hours} h: {Charges} usage charges, {Credits} credits, {Months} months invoiced",
+                            metered.Hours, metered.UsageCharges, metered.Credits, metered.MonthsClosed);
+                    }
+
                     if (queue != new RequestQueue.Result(0, 0) || result != new LifecycleTick.Result(0, 0, 0))
                     {
                         logger.LogInformation(

@@ -122,6 +122,69 @@ namespace MetaCompute.Api.Data.Migrations
                         });
                 });
 
+            modelBuilder.Entity("MetaCompute.Api.Data.Charge", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<decimal>("Amount")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("amount");
+
+                    b.Property<decimal?>("GpuSeconds")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("gpu_seconds");
+
+                    b.Property<DateTimeOffset?>("Hour")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("hour");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<DateTimeOffset>("OccurredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("occurred_at");
+
+                    b.Property<string>("PoolId")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("pool_id");
+
+                    b.Property<Guid>("ReservationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("reservation_id");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_charges");
+
+                    b.HasIndex("PoolId", "OccurredAt")
+                        .HasDatabaseName("ix_charges_pool_id_occurred_at");
+
+                    b.HasIndex("TenantId", "OccurredAt")
+                        .HasDatabaseName("ix_charges_tenant_id_occurred_at");
+
+                    b.HasIndex("ReservationId", "Kind", "Hour")
+                        .IsUnique()
+                        .HasDatabaseName("ix_charges_reservation_id_kind_hour")
+                        .HasFilter("hour IS NOT NULL");
+
+                    b.ToTable("charges", (string)null);
+                });
+
             modelBuilder.Entity("MetaCompute.Api.Data.Event", b =>
                 {
                     b.Property<long>("Id")
@@ -302,6 +365,96 @@ namespace MetaCompute.Api.Data.Migrations
                     b.ToTable("idempotency_keys", (string)null);
                 });
 
+            modelBuilder.Entity("MetaCompute.Api.Data.Invoice", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<decimal>("Charges")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("charges");
+
+                    b.Property<DateTimeOffset>("ClosedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("closed_at");
+
+                    b.Property<decimal>("Credits")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("credits");
+
+                    b.Property<DateTimeOffset>("Month")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("month");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<decimal>("Total")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("total");
+
+                    b.HasKey("Id")
+                        .HasName("pk_invoices");
+
+                    b.HasIndex("TenantId", "Month")
+                        .IsUnique()
+                        .HasDatabaseName("ix_invoices_tenant_id_month");
+
+                    b.ToTable("invoices", (string)null);
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.InvoiceLine", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<decimal>("Amount")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("amount");
+
+                    b.Property<decimal>("GpuSeconds")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("gpu_seconds");
+
+                    b.Property<Guid>("InvoiceId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("invoice_id");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("PoolId")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("pool_id");
+
+                    b.Property<Guid>("ReservationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("reservation_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_invoice_lines");
+
+                    b.HasIndex("InvoiceId")
+                        .HasDatabaseName("ix_invoice_lines_invoice_id");
+
+                    b.ToTable("invoice_lines", (string)null);
+                });
+
             modelBuilder.Entity("MetaCompute.Api.Data.Lease", b =>
                 {
                     b.Property<Guid>("Id")
@@ -311,6 +464,10 @@ namespace MetaCompute.Api.Data.Migrations
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
+
+                    b.Property<int>("DegradedGpus")
+                        .HasColumnType("integer")
+                        .HasColumnName("degraded_gpus");
 
                     b.Property<DateTimeOffset?>("DegradedSince")
                         .HasColumnType("timestamp with time zone")
@@ -390,6 +547,26 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasDatabaseName("ix_maintenance_windows_pool_id");
 
                     b.ToTable("maintenance_windows", (string)null);
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.MeteringState", b =>
+                {
+                    b.Property<int>("Id")
+                        .HasColumnType("integer")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset?>("InvoicedUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("invoiced_until");
+
+                    b.Property<DateTimeOffset>("MeteredUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("metered_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_metering_states");
+
+                    b.ToTable("metering_states", (string)null);
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.Node", b =>
@@ -883,6 +1060,39 @@ namespace MetaCompute.Api.Data.Migrations
                         });
                 });
 
+            modelBuilder.Entity("MetaCompute.Api.Data.UsageRecord", b =>
+                {
+                    b.Property<Guid>("ReservationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("reservation_id");
+
+                    b.Property<DateTimeOffset>("Hour")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("hour");
+
+                    b.Property<decimal>("GpuSeconds")
+                        .HasPrecision(18, 6)
+                        .HasColumnType("numeric(18,6)")
+                        .HasColumnName("gpu_seconds");
+
+                    b.Property<string>("PoolId")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("pool_id");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("ReservationId", "Hour")
+                        .HasName("pk_usage_records");
+
+                    b.HasIndex("TenantId", "Hour")
+                        .HasDatabaseName("ix_usage_records_tenant_id_hour");
+
+                    b.ToTable("usage_records", (string)null);
+                });
+
             modelBuilder.Entity("MetaCompute.Api.Data.Allocation", b =>
                 {
                     b.HasOne("MetaCompute.Api.Data.Gpu", null)
@@ -913,6 +1123,23 @@ namespace MetaCompute.Api.Data.Migrations
                         .WithMany()
                         .HasForeignKey("TenantId")
                         .HasConstraintName("fk_api_keys_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.Charge", b =>
+                {
+                    b.HasOne("MetaCompute.Api.Data.Reservation", null)
+                        .WithMany()
+                        .HasForeignKey("ReservationId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_charges_reservations_reservation_id");
+
+                    b.HasOne("MetaCompute.Api.Data.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_charges_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.FabricIsland", b =>
@@ -950,6 +1177,26 @@ namespace MetaCompute.Api.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_idempotency_keys_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.Invoice", b =>
+                {
+                    b.HasOne("MetaCompute.Api.Data.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_invoices_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.InvoiceLine", b =>
+                {
+                    b.HasOne("MetaCompute.Api.Data.Invoice", null)
+                        .WithMany("Lines")
+                        .HasForeignKey("InvoiceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_invoice_lines_invoices_invoice_id");
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.Lease", b =>
@@ -1089,6 +1336,21 @@ namespace MetaCompute.Api.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_tenant_quotas_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.UsageRecord", b =>
+                {
+                    b.HasOne("MetaCompute.Api.Data.Reservation", null)
+                        .WithMany()
+                        .HasForeignKey("ReservationId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_usage_records_reservations_reservation_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.Invoice", b =>
+                {
+                    b.Navigation("Lines");
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.Region", b =>
