@@ -95,6 +95,8 @@ public static class Invoices
     {
         var end = month.AddMonths(1);
         var charges = await db.Charges.AsNoTracking().Where(c => c.TenantId == tenantId && c.OccurredAt >= month && c.OccurredAt < end).ToListAsync(ct);
+        var held = await db.UsageRecords.AsNoTracking().Where(u => u.TenantId == tenantId && u.Hour >= month && u.Hour < end)
+            .GroupBy(u => u.ReservationId).Select(g => new { g.Key, Seconds = g.Sum(u => u.GpuSeconds) }).ToDictionaryAsync(x => x.Key, x => x.Seconds, ct);
         var lines = charges
             .GroupBy(c => (c.ReservationId, c.PoolId, Credit: c.Kind == ChargeKind.Credit))
             .Select(g => new InvoiceLine
@@ -102,7 +104,7 @@ public static class Invoices
                 ReservationId = g.Key.ReservationId,
                 PoolId = g.Key.PoolId,
                 Kind = g.Key.Credit ? "credit" : "charges",
-                GpuSeconds = g.Sum(c => c.GpuSeconds ?? 0),
+                GpuSeconds = g.Key.Credit ? g.Sum(c => c.GpuSeconds ?? 0) : held.GetValueOrDefault(g.Key.ReservationId),
                 Amount = g.Key.Credit ? -g.Sum(c => c.Amount) : g.Sum(c => c.Amount),
             })
             .ToList();

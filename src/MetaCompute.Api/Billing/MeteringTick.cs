@@ -77,10 +77,10 @@ public static class MeteringTick
         var credits = await db.Database.ExecuteSqlAsync($"""
             WITH lost AS (
                 SELECT r.id AS reservation_id, r.tenant_id, r.pool_id, r.price_per_gpu_hour, h.hour,
-                       (l.degraded_gpus * extract(epoch FROM least(l.end_at, h.hour + interval '1 hour') - greatest(l.degraded_since, h.hour)))::numeric(18, 6)
+                       (l.degraded_gpus * extract(epoch FROM least(l.end_at, h.hour + interval '1 hour') - greatest(l.degraded_since, l.start_at, h.hour)))::numeric(18, 6)
                            AS gpu_seconds
                 FROM generate_series({from}::timestamptz, {to}::timestamptz - interval '1 hour', interval '1 hour') AS h(hour)
-                JOIN leases l ON l.degraded_gpus > 0 AND l.degraded_since < h.hour + interval '1 hour' AND l.end_at > h.hour
+                JOIN leases l ON l.degraded_gpus > 0 AND greatest(l.degraded_since, l.start_at) < h.hour + interval '1 hour' AND l.end_at > h.hour
                 JOIN reservations r ON r.id = l.reservation_id
                 WHERE NOT (r.status = 'Cancelled' AND r.cancelled_at <= r.start_at)),
             credited AS (
@@ -132,7 +132,13 @@ public static class MeteringTick
                     FROM charges WHERE occurred_at >= {m} AND occurred_at < {m.AddMonths(1)}
                     GROUP BY tenant_id, reservation_id, pool_id, kind = 'Credit', kind),
                 merged AS (
-                    SELECT tenant_id, reservation_id, pool_id, kind, sum(gpu_seconds) AS gpu_seconds, sum(amount) AS amount
+                    -- A charges line shows the GPU-seconds the reservation held that month, whatever its tier; a credit
+                    -- line the GPU-seconds it went without.
+                    SELECT tenant_id, reservation_id, pool_id, kind,
+                           CASE WHEN kind = 'credit' THEN sum(gpu_seconds)
+                                ELSE (SELECT coalesce(sum(u.gpu_seconds), 0) FROM usage_records u
+                                      WHERE u.reservation_id = lines.reservation_id AND u.hour >= {m} AND u.hour < {m.AddMonths(1)}) END AS gpu_seconds,
+                           sum(amount) AS amount
                     FROM lines GROUP BY tenant_id, reservation_id, pool_id, kind),
                 created AS (
                     INSERT INTO invoices (id, tenant_id, month, charges, credits, total, closed_at)
