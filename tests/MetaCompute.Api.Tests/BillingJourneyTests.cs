@@ -134,4 +134,22 @@ public sealed class BillingJourneyTests(ApiFactory api) : IClassFixture<ApiFacto
         Assert.Equal(await api.ScalarAsync<decimal>("SELECT sum(amount) FROM charges"), revenue.Rows.Sum(r => r.Net));
         Assert.Equal(revenue.Rows.Sum(r => r.Charges - r.Refunds - r.Credits), revenue.Rows.Sum(r => r.Net));
     }
+
+    [Theory]
+    [InlineData("/v1/usage?groupBy=tenant", "groupBy")]
+    [InlineData("/v1/usage?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to")]
+    [InlineData("/v1/usage?from=2025-01-01T00:00:00Z&to=2026-12-01T00:00:00Z", "to")]
+    public async Task Usage_queries_out_of_shape_are_refused_naming_the_field(string path, string field)
+    {
+        using var client = api.ClientWithKey((await api.CreateTenantAsync()).ApiKey);
+        var problem = await (await client.GetAsync(path)).AssertProblemAsync(HttpStatusCode.BadRequest, Problems.ValidationFailedType);
+        Assert.True(problem.GetProperty("errors").TryGetProperty(field, out _), problem.ToString());
+    }
+
+    [Fact]
+    public async Task Revenue_is_for_operators_only()
+    {
+        using var client = api.ClientWithKey((await api.CreateTenantAsync()).ApiKey);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.GetAsync("/v1/admin/revenue")).StatusCode);
+    }
 }
