@@ -106,4 +106,40 @@ public sealed class RecallTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(0L, await api.ScalarAsync<long>("SELECT count(*) FROM events WHERE type = $1 AND occurred_at >= $2",
             EventTypes.LeaseRecallNotice, start.AddSeconds(-1)));
     }
+
+    [Fact]
+    public async Task Queued_first_party_demand_recalls_spot_when_the_scheduler_admits_it()
+    {
+        const string poolId = "eu-dublin-1-mi300x";
+        var others = await ClientAsync(poolId);
+        var pool = await others.PoolAsync(poolId);
+        await others.HoldAsync(pool, pool.Sellable() - 8, 4);
+        var spotTenant = await ClientAsync(poolId);
+        var spot = (await spotTenant.HoldAsync(pool, 8, 4, "spot")).Single();
+        var firstParty = await ClientAsync(poolId, TenantKind.Internal);
+        await firstParty.HoldAsync(pool, pool.Rules.HoldbackGpus, 4, "internal");
+
+        // Someone already waits, so the first-party request queues behind them instead of recalling at once.
+        var waiting = await others.ReserveAsync(new { poolId, gpuCount = 8, durationHours = 1, waitForCapacity = new { maxWaitMinutes = 60 } });
+        Assert.Equal(HttpStatusCode.Accepted, waiting.StatusCode);
+        var queued = await firstParty.ReserveAsync(new { poolId, gpuCount = 8, durationHours = 1, tier = "internal", waitForCapacity = new { maxWaitMinutes = 60 } });
+        Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+        var internalDemand = await queued.ReadReservationAsync();
+
+        await using (var scope = api.Services.CreateAsyncScope())
+        {
+            var result = await RequestQueue.RunAsync(scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>(),
+                api.Services.GetRequiredService<PoolOccupancyCache>(), new SchedulerOptions(), new QuotaOptions(), DateTimeOffset.UtcNow,
+                CancellationToken.None);
+            Assert.Equal(1, result.Admitted);
+        }
+
+        var recalled = (await spotTenant.GetFromJsonAsync<ReservationResponse>($"/v1/reservations/{spot.Id}", Json.Options))!;
+        var admitted = (await firstParty.GetFromJsonAsync<ReservationResponse>($"/v1/reservations/{internalDemand.Id}", Json.Options))!;
+        Assert.Equal(ReservationStatus.Scheduled, admitted.Status);
+        Assert.Equal(recalled.RecallAt, admitted.StartAt);
+        Assert.Equal(ReservationStatus.Pending, (await (await others.GetAsync($"/v1/reservations/{(await waiting.ReadReservationAsync()).Id}"))
+            .ReadReservationAsync()).Status);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+    }
 }

@@ -91,7 +91,7 @@ public static class RequestQueue
         var byId = queue.ToDictionary(r => r.Id);
         // Whole seconds, rounded up: GPUs released a moment ago are free from then, not from the start of that second.
         var startNow = BookingRules.TruncateToSecond(now.AddTicks(TimeSpan.TicksPerSecond - 1));
-        Admission.Run(index,
+        var blocked = Admission.Run(index,
             queue.Select(r => new QueuedRequest(r.Id, r.GpuCount, r.StartAt, r.EndAt - r.StartAt, r.SingleFabricIsland,
                 BookingRules.HoldbackFor(pool, r.Tier), r.WaitUntil!.Value)),
             startNow,
@@ -110,6 +110,25 @@ public static class RequestQueue
                 writes.AddRange(LeaseGrants.Grant(db, index, request, placement, now, queuedSince: request.CreatedAt).Writes);
                 admitted++;
             });
+
+        // First-party demand still blocked may take spot capacity back, as it may when it books directly.
+        foreach (var request in blocked.Select(b => byId[b.Request.Id]).Where(r => r.Tier == ReservationTier.Internal))
+        {
+            var start = request.StartAt > startNow ? request.StartAt : startNow;
+            var spec = new BookingSpec(pool, request.Tier, request.GpuCount, start, start + (request.EndAt - request.StartAt), request.SingleFabricIsland);
+            if (await SpotRecalls.TryAsync(db, index, spec, now, ct) is not { } recall)
+            {
+                continue;
+            }
+
+            request.StartAt = recall.Start;
+            request.EndAt = recall.End;
+            request.TotalPrice = Pricing.Total(request.PricePerGpuHour, request.GpuCount, request.StartAt, request.EndAt);
+            request.UpdatedAt = now;
+            writes.AddRange(recall.Writes);
+            writes.AddRange(LeaseGrants.Grant(db, index, request, recall.Placement, now, queuedSince: request.CreatedAt).Writes);
+            admitted++;
+        }
 
         await db.SaveChangesAsync(ct);
         if (writes.Count > 0)
