@@ -142,4 +142,34 @@ public sealed class RecallTests(ApiFactory api) : IClassFixture<ApiFactory>
             .ReadReservationAsync()).Status);
         Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
     }
+
+    [Fact]
+    public async Task Demand_for_a_later_block_lets_the_spot_lease_run_until_that_block_starts()
+    {
+        const string poolId = "eu-dublin-1-b200";
+        var others = await ClientAsync(poolId);
+        var pool = await others.PoolAsync(poolId);
+        var t = DateTimeOffset.UtcNow.AddDays(2);
+        var start = new DateTimeOffset(t.Year, t.Month, t.Day, t.Hour, 0, 0, TimeSpan.Zero);
+        for (var left = pool.Sellable() - 8; left > 0; left -= 64)
+        {
+            await (await others.ReserveAsync(new { poolId, gpuCount = Math.Min(64, left), startAt = start, durationHours = 1, tier = "reserved" }))
+                .ReadReservationAsync();
+        }
+
+        var spotTenant = await ClientAsync(poolId);
+        var spot = (await spotTenant.HoldAsync(pool, 8, 96, "spot")).Single();
+        var firstParty = await ClientAsync(poolId, TenantKind.Internal);
+        await (await firstParty.ReserveAsync(new { poolId, gpuCount = pool.Rules.HoldbackGpus, startAt = start, durationHours = 1, tier = "internal" }))
+            .ReadReservationAsync();
+
+        var block = await (await firstParty.ReserveAsync(new { poolId, gpuCount = 8, startAt = start, durationHours = 1, tier = "internal" }))
+            .ReadReservationAsync();
+
+        var recalled = (await spotTenant.GetFromJsonAsync<ReservationResponse>($"/v1/reservations/{spot.Id}", Json.Options))!;
+        Assert.Equal(start, block.StartAt);
+        Assert.Equal(start, recalled.RecallAt);
+        Assert.Equal(start, recalled.EndAt);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+    }
 }

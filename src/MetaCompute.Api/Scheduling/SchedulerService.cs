@@ -63,9 +63,10 @@ public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider t
                             queue.Admitted, queue.Rejected, result.Activated, result.EndingSoon, result.Completed, result.Recalled);
                     }
                 }
-                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
-                    // The lock lives with its connection: after a failure, give it up and compete again.
+                    // A failed tick must not stop the scheduler. The lock lives with its connection: after a failure,
+                    // give it up and compete again.
                     logger.LogWarning(e, "Scheduler tick failed; leadership is released and retaken next interval");
                     if (leader is not null)
                     {

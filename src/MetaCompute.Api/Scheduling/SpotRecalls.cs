@@ -21,7 +21,9 @@ public static class SpotRecalls
     public static async Task<RecallOutcome?> TryAsync(MetaComputeDbContext db, PoolOccupancy index, BookingSpec spec, DateTimeOffset now,
         CancellationToken ct)
     {
-        var recallAt = now.AddSeconds(spec.Pool.Rules.RecallNoticeSeconds);
+        // A victim keeps its GPUs for at least the notice, and until the first-party reservation needs them if later.
+        var noticeEnds = now.AddSeconds(spec.Pool.Rules.RecallNoticeSeconds);
+        var recallAt = spec.StartAt > noticeEnds ? spec.StartAt : noticeEnds;
         var start = spec.StartAt > recallAt ? spec.StartAt : recallAt;
         var end = start + (spec.EndAt - spec.StartAt);
         var spot = await db.Reservations.Include(r => r.Lease)
