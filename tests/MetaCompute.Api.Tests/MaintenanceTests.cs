@@ -76,6 +76,14 @@ public sealed class MaintenanceTests(ApiFactory api) : IClassFixture<ApiFactory>
             Guid.Parse(lease.Lease.Id), (long)nodeId * 8, nodeId, from, to));
         Assert.Equal(PostgresErrorCodes.ExclusionViolation, error.SqlState);
 
+        // Utilization shows the node as unavailable during the window, not as allocated.
+        var utilization = (await operatorClient.GetFromJsonAsync<UtilizationResponse>(
+            $"/v1/admin/utilization?poolId={poolId}&from={Uri.EscapeDataString(from.ToString("O"))}&to={Uri.EscapeDataString(to.ToString("O"))}&stepMinutes=120",
+            Json.Options))!.Steps.Single();
+        Assert.Equal(pool.TotalGpus - pool.HealthyGpus + 8, utilization.UnavailableGpus);
+        Assert.Equal(utilization.TotalGpus,
+            utilization.AllocatedGpus + utilization.FreeGpus + utilization.HeldBackGpus + utilization.UnavailableGpus);
+
         var windows = (await operatorClient.GetFromJsonAsync<Page<MaintenanceWindowResponse>>($"/v1/admin/nodes/{nodeId}/maintenance",
             Json.Options))!;
         Assert.Equal(window.Id, Assert.Single(windows.Items).Id);

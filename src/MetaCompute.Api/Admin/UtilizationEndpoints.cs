@@ -11,7 +11,7 @@ namespace MetaCompute.Api.Admin;
 
 public sealed record UtilizationQuery(string? PoolId, DateTimeOffset? From, DateTimeOffset? To, int? StepMinutes);
 
-/// <summary>One step: allocated + free + held back + unavailable (draining or failed, idle) = total.</summary>
+/// <summary>One step: allocated + free + held back + unavailable (idle on draining or failed nodes, or in maintenance) = total.</summary>
 public sealed record UtilizationStep(DateTimeOffset StartAt, DateTimeOffset EndAt, int AllocatedGpus, int FreeGpus, int HeldBackGpus,
     int UnavailableGpus, int TotalGpus);
 
@@ -51,11 +51,20 @@ public static class UtilizationEndpoints
         var step = TimeSpan.FromMinutes(query.StepMinutes ?? TimeSteps.DefaultStepMinutes);
         var from = BookingRules.TruncateToSecond(query.From ?? time.GetUtcNow());
         var to = query.To ?? from + TimeSteps.DefaultSpan;
+        var period = new NpgsqlTypes.NpgsqlRange<DateTime>(from.UtcDateTime, true, to.UtcDateTime, false);
+        var windows = await db.MaintenanceWindows.AsNoTracking().Where(w => w.PoolId == pool.Id && w.Period.Overlaps(period))
+            .Select(w => new { w.NodeId, w.Period }).ToListAsync(ct);
         var steps = await occupancy.ReadAsync(db, pool.Id, index => TimeSteps.Cut(from, to, step).Select(w =>
         {
             var (busy, allocatableFree, closedIdle) = Allocator.Usage(index, w.Start, w.End);
             var heldBack = Math.Min(pool.Rules.HoldbackGpus, allocatableFree);
-            return new UtilizationStep(w.Start, w.End, busy, allocatableFree - heldBack, heldBack, closedIdle, index.NodeCount * PoolOccupancy.GpusPerNode);
+            // The index holds a maintenance window as busy GPUs: a node in maintenance at any time in the step is
+            // unavailable for it, not allocated.
+            var inMaintenance = PoolOccupancy.GpusPerNode * windows
+                .Where(m => m.Period.LowerBound < w.End.UtcDateTime && m.Period.UpperBound > w.Start.UtcDateTime).Select(m => m.NodeId).Distinct().Count();
+            inMaintenance = Math.Min(inMaintenance, busy);
+            return new UtilizationStep(w.Start, w.End, busy - inMaintenance, allocatableFree - heldBack, heldBack, closedIdle + inMaintenance,
+                index.NodeCount * PoolOccupancy.GpusPerNode);
         }).ToList(), ct);
         return TypedResults.Ok(new UtilizationResponse(pool.Id, (int)step.TotalMinutes, steps));
     }
