@@ -77,12 +77,15 @@ public static class MeteringTick
         var credits = await db.Database.ExecuteSqlAsync($"""
             WITH lost AS (
                 SELECT r.id AS reservation_id, r.tenant_id, r.pool_id, r.price_per_gpu_hour, h.hour,
-                       (l.degraded_gpus * extract(epoch FROM least(l.end_at, h.hour + interval '1 hour') - greatest(l.degraded_since, l.start_at, h.hour)))::numeric(18, 6)
-                           AS gpu_seconds
+                       sum(ls.gpu_count * extract(epoch FROM least(l.end_at, h.hour + interval '1 hour')
+                                                            - greatest(ls.since, l.start_at, h.hour)))::numeric(18, 6) AS gpu_seconds
                 FROM generate_series({from}::timestamptz, {to}::timestamptz - interval '1 hour', interval '1 hour') AS h(hour)
-                JOIN leases l ON l.degraded_gpus > 0 AND greatest(l.degraded_since, l.start_at) < h.hour + interval '1 hour' AND l.end_at > h.hour
+                JOIN lease_losses ls ON ls.since < h.hour + interval '1 hour'
+                JOIN leases l ON l.id = ls.lease_id AND l.start_at < h.hour + interval '1 hour' AND l.end_at > h.hour
+                               AND greatest(ls.since, l.start_at) < least(l.end_at, h.hour + interval '1 hour')
                 JOIN reservations r ON r.id = l.reservation_id
-                WHERE NOT (r.status = 'Cancelled' AND r.cancelled_at <= r.start_at)),
+                WHERE NOT (r.status = 'Cancelled' AND r.cancelled_at <= r.start_at)
+                GROUP BY r.id, r.tenant_id, r.pool_id, r.price_per_gpu_hour, h.hour),
             credited AS (
                 INSERT INTO charges (tenant_id, reservation_id, pool_id, kind, hour, gpu_seconds, amount, occurred_at)
                 SELECT tenant_id, reservation_id, pool_id, 'Credit', hour, gpu_seconds,

@@ -23,6 +23,7 @@ public sealed class MetaComputeDbContext(DbContextOptions<MetaComputeDbContext> 
     public DbSet<PoolChange> PoolChanges => Set<PoolChange>();
     public DbSet<ServiceSecret> ServiceSecrets => Set<ServiceSecret>();
     public DbSet<MaintenanceWindow> MaintenanceWindows => Set<MaintenanceWindow>();
+    public DbSet<LeaseLoss> LeaseLosses => Set<LeaseLoss>();
     public DbSet<Charge> Charges => Set<Charge>();
     public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
     public DbSet<MeteringState> MeteringStates => Set<MeteringState>();

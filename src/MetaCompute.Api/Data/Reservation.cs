@@ -67,8 +67,16 @@ public sealed class Lease
     public DateTimeOffset CreatedAt { get; init; }
     /// <summary>Set when a failed node's GPUs could not be re-homed: the lease runs short of GPUs from then on.</summary>
     public DateTimeOffset? DegradedSince { get; set; }
-    /// <summary>How many of its GPUs the lease has lost (failed or forced maintenance) without a replacement; credited.</summary>
-    public int DegradedGpus { get; set; }
+}
+
+/// <summary>GPUs a lease lost without a replacement (a failed node with no spare, forced maintenance), from a time on; credited.</summary>
+public sealed class LeaseLoss
+{
+    public long Id { get; init; }
+    public Guid LeaseId { get; init; }
+    public int NodeId { get; init; }
+    public int GpuCount { get; init; }
+    public DateTimeOffset Since { get; init; }
 }
 
 /// <summary>One GPU held by a lease over a period. The exclusion constraint on this table makes double booking impossible.</summary>
@@ -90,8 +98,16 @@ public sealed class TenantQuota
 
 public sealed class ReservationConfiguration :
     IEntityTypeConfiguration<Reservation>, IEntityTypeConfiguration<Lease>, IEntityTypeConfiguration<Allocation>,
-    IEntityTypeConfiguration<TenantQuota>
+    IEntityTypeConfiguration<TenantQuota>, IEntityTypeConfiguration<LeaseLoss>
 {
+    public void Configure(EntityTypeBuilder<LeaseLoss> b)
+    {
+        b.Property(l => l.Id).UseIdentityAlwaysColumn();
+        b.HasOne<Lease>().WithMany().HasForeignKey(l => l.LeaseId);
+        b.HasIndex(l => l.LeaseId);
+        b.ToTable(t => t.HasCheckConstraint("ck_lease_losses_gpu_count", "gpu_count BETWEEN 1 AND 8"));
+    }
+
     public void Configure(EntityTypeBuilder<Reservation> b)
     {
         b.Property(r => r.Id).ValueGeneratedNever();

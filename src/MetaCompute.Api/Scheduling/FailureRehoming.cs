@@ -30,7 +30,7 @@ public static class FailureRehoming
             if (Allocator.Rehome(index, hold, failedNodeId, now) is not { } replacement)
             {
                 owner.Lease.DegradedSince ??= now;
-                owner.Lease.DegradedGpus += lost.Count;
+                db.LeaseLosses.Add(new LeaseLoss { LeaseId = hold.LeaseId, NodeId = failedNodeId, GpuCount = lost.Count, Since = now });
                 db.Append(EventTypes.LeaseDegraded, owner.TenantId, owner.ReservationId, now, new
                 {
                     leaseId = hold.LeaseId, nodeId = failedNodeId, gpuCount = lost.Count, reason = "no spare GPUs for the rest of the lease",

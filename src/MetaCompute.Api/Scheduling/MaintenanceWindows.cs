@@ -147,8 +147,9 @@ public static class MaintenanceWindows
             UPDATE allocations SET period = tstzrange(lower(period), {windowStart}, '[)')
               WHERE lease_id = {lease.Id} AND node_id = {nodeId} AND upper(period) > {windowStart};
             """, ct);
-        lease.DegradedSince ??= windowStart > now ? windowStart : now;
-        lease.DegradedGpus += gpuCount;
+        var since = windowStart > now ? windowStart : now;
+        lease.DegradedSince ??= since;
+        db.LeaseLosses.Add(new LeaseLoss { LeaseId = lease.Id, NodeId = nodeId, GpuCount = gpuCount, Since = since });
         db.Append(EventTypes.LeaseDegraded, owner.TenantId, owner.Id, now, new
         {
             leaseId = lease.Id, nodeId, gpuCount, from = windowStart, reason = "maintenance on the node and no equivalent GPUs to move to",

@@ -465,10 +465,6 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
-                    b.Property<int>("DegradedGpus")
-                        .HasColumnType("integer")
-                        .HasColumnName("degraded_gpus");
-
                     b.Property<DateTimeOffset?>("DegradedSince")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("degraded_since");
@@ -501,6 +497,43 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasDatabaseName("ix_leases_reservation_id");
 
                     b.ToTable("leases", (string)null);
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.LeaseLoss", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<int>("GpuCount")
+                        .HasColumnType("integer")
+                        .HasColumnName("gpu_count");
+
+                    b.Property<Guid>("LeaseId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("lease_id");
+
+                    b.Property<int>("NodeId")
+                        .HasColumnType("integer")
+                        .HasColumnName("node_id");
+
+                    b.Property<DateTimeOffset>("Since")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("since");
+
+                    b.HasKey("Id")
+                        .HasName("pk_lease_losses");
+
+                    b.HasIndex("LeaseId")
+                        .HasDatabaseName("ix_lease_losses_lease_id");
+
+                    b.ToTable("lease_losses", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_lease_losses_gpu_count", "gpu_count BETWEEN 1 AND 8");
+                        });
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.MaintenanceWindow", b =>
@@ -1214,6 +1247,16 @@ namespace MetaCompute.Api.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_leases_reservations_reservation_id");
+                });
+
+            modelBuilder.Entity("MetaCompute.Api.Data.LeaseLoss", b =>
+                {
+                    b.HasOne("MetaCompute.Api.Data.Lease", null)
+                        .WithMany()
+                        .HasForeignKey("LeaseId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_lease_losses_leases_lease_id");
                 });
 
             modelBuilder.Entity("MetaCompute.Api.Data.MaintenanceWindow", b =>
