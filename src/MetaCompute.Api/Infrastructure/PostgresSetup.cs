@@ -13,7 +13,7 @@ public static class PostgresSetup
         var configured = builder.Configuration.GetConnectionString(ConnectionStringName);
         if (!string.IsNullOrWhiteSpace(configured))
         {
-            return configured;
+            return WithServiceDefaults(configured);
         }
 
         if (!builder.Environment.IsDevelopment())
@@ -26,9 +26,38 @@ public static class PostgresSetup
         var server = await EmbeddedPostgres.StartAsync(dataDirectory);
         builder.Services.AddSingleton(server);
         builder.Services.AddHostedService<EmbeddedPostgresLifetime>();
-        var connectionString = server.ConnectionString("metacompute");
+        var connectionString = WithServiceDefaults(server.ConnectionString("metacompute"));
         builder.Configuration[$"ConnectionStrings:{ConnectionStringName}"] = connectionString;
         return connectionString;
+    }
+
+    /// <summary>
+    /// Unless the connection string says otherwise: statements used twice on a connection are prepared (PostgreSQL then
+    /// stops parsing and planning the service's few hot statements on every call), and a connection returned to the
+    /// pool is not reset, so those preparations survive. The service keeps no session state on pooled connections
+    /// (its only session-level lock, the scheduler's, has a connection of its own), so there is nothing to reset.
+    /// </summary>
+    public static string WithServiceDefaults(string connectionString)
+    {
+        // The typed builder knows every keyword, so ask the string as written what it sets.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        bool Sets(params string[] keywords) => keywords.Any(given.ContainsKey);
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        if (!Sets("Max Auto Prepare", "MaxAutoPrepare"))
+        {
+            builder.MaxAutoPrepare = 64;
+            if (!Sets("Auto Prepare Min Usages", "AutoPrepareMinUsages"))
+            {
+                builder.AutoPrepareMinUsages = 2;
+            }
+        }
+
+        if (!Sets("No Reset On Close", "NoResetOnClose"))
+        {
+            builder.NoResetOnClose = true;
+        }
+
+        return builder.ConnectionString;
     }
 
     /// <summary>The folder holding MetaCompute.sln, or the content root when run from elsewhere (a published build).</summary>

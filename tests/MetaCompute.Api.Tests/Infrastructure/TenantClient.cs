@@ -32,15 +32,17 @@ public static class TenantClient
     }
 
     /// <summary>
-    /// Reads the feed from its start until <paramref name="done"/> holds. Events show once every older transaction on
+    /// Reads the feed (the tenant's, or the operators' audit trail at <paramref name="path"/>) from its start until
+    /// <paramref name="done"/> holds. Events show once every older transaction on
     /// the server has finished, and other test classes share the server, so this waits a bounded time.
     /// </summary>
-    public static async Task<Page<EventResponse>> ReadEventsUntilAsync(this HttpClient client, Func<Page<EventResponse>, bool> done)
+    public static async Task<Page<EventResponse>> ReadEventsUntilAsync(this HttpClient client, Func<Page<EventResponse>, bool> done,
+        string path = "/v1/events")
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (true)
         {
-            var page = (await client.GetFromJsonAsync<Page<EventResponse>>("/v1/events", Json.Options))!;
+            var page = (await client.GetFromJsonAsync<Page<EventResponse>>(path, Json.Options))!;
             if (done(page) || DateTime.UtcNow > deadline)
             {
                 return page;
