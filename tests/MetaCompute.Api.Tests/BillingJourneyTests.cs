@@ -14,18 +14,6 @@ namespace MetaCompute.Api.Tests;
 /// </summary>
 public sealed class BillingJourneyTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
-    private async Task<HttpClient> ClientAsync(TestTenant tenant, params string[] pools)
-    {
-        using var operatorClient = api.OperatorClient();
-        foreach (var pool in pools)
-        {
-            (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{pool}", new { maxConcurrentGpus = 100_000 }))
-                .EnsureSuccessStatusCode();
-        }
-
-        return api.ClientWithKey(tenant.ApiKey);
-    }
-
     private static DateTimeOffset HourAhead(int hours)
     {
         var t = DateTimeOffset.UtcNow.AddHours(hours);
@@ -40,8 +28,7 @@ public sealed class BillingJourneyTests(ApiFactory api) : IClassFixture<ApiFacto
     public async Task A_small_journey_bills_reserved_blocks_refunds_metered_use_and_credits_and_closes_into_an_immutable_invoice()
     {
         const string h100 = "us-ohio-1-h100", b200 = "eu-dublin-1-b200";
-        var acme = await api.CreateTenantAsync();
-        var client = await ClientAsync(acme, h100, b200);
+        var client = await api.ClientWithoutQuotaLimitAsync(TenantKind.External, h100, b200);
 
         var block = await ReserveAsync(client, h100, 8, HourAhead(24), 4, "reserved");                 // 8 × 4 h × 1.992 = 63.744
         var early = await ReserveAsync(client, h100, 16, HourAhead(24 * 10), 24, "reserved");          // 16 × 24 h × 1.8924 = 726.6816
@@ -52,8 +39,8 @@ public sealed class BillingJourneyTests(ApiFactory api) : IClassFixture<ApiFacto
 
         // A B200 block whose node fails before it starts, in a window sold out to others: nowhere to move, so degraded.
         var start = HourAhead(24);
-        var others = await ClientAsync(await api.CreateTenantAsync(), b200);
-        var firstParty = await ClientAsync(await api.CreateTenantAsync(kind: TenantKind.Internal), b200);
+        var others = await api.ClientWithoutQuotaLimitAsync(TenantKind.External, b200);
+        var firstParty = await api.ClientWithoutQuotaLimitAsync(TenantKind.Internal, b200);
         var failing = await ReserveAsync(client, b200, 8, start, 4, "reserved");                       // 8 × 4 h × 3.992 = 127.744
         var pool = await client.PoolAsync(b200);
         for (var left = pool.Sellable() - 8; left > 0; left -= 64)

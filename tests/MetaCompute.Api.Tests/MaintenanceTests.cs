@@ -12,14 +12,7 @@ namespace MetaCompute.Api.Tests;
 /// <summary>Maintenance windows on nodes; each test owns one pool of the class's database.</summary>
 public sealed class MaintenanceTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
-    private async Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External)
-    {
-        var tenant = await api.CreateTenantAsync(kind: kind);
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{poolId}", new { maxConcurrentGpus = 100_000 }))
-            .EnsureSuccessStatusCode();
-        return api.ClientWithKey(tenant.ApiKey);
-    }
+    private Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External) => api.ClientWithoutQuotaLimitAsync(kind, poolId);
 
     private static DateTimeOffset HourAhead(int hours)
     {

@@ -21,14 +21,7 @@ public sealed class MeteringTests(ApiFactory api) : IClassFixture<ApiFactory>
             CancellationToken.None);
     }
 
-    private async Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External)
-    {
-        var tenant = await api.CreateTenantAsync(kind: kind);
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{poolId}", new { maxConcurrentGpus = 100_000 }))
-            .EnsureSuccessStatusCode();
-        return api.ClientWithKey(tenant.ApiKey);
-    }
+    private Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External) => api.ClientWithoutQuotaLimitAsync(kind, poolId);
 
     private static decimal GpuSeconds(int gpus, DateTimeOffset from, DateTimeOffset to) => gpus * (decimal)(to - from).Ticks / TimeSpan.TicksPerSecond;
 

@@ -1,11 +1,9 @@
 using System.Net;
-using System.Net.Http.Json;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Reservations;
 using MetaCompute.Api.Scheduling;
 using MetaCompute.Api.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace MetaCompute.Api.Tests;
 
@@ -14,22 +12,9 @@ public sealed class QueueConcurrencyTests(ApiFactory api) : IClassFixture<ApiFac
 {
     private const string PoolId = "us-ohio-1-h100";
 
-    private async Task<HttpClient> ClientAsync()
-    {
-        var tenant = await api.CreateTenantAsync();
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{PoolId}", new { maxConcurrentGpus = 100_000 }))
-            .EnsureSuccessStatusCode();
-        return api.ClientWithKey(tenant.ApiKey);
-    }
+    private Task<HttpClient> ClientAsync() => api.ClientWithoutQuotaLimitAsync(TenantKind.External, PoolId);
 
-    private async Task<RequestQueue.Result> TickAsync()
-    {
-        await using var scope = api.Services.CreateAsyncScope();
-        return await RequestQueue.RunAsync(scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>(),
-            api.Services.GetRequiredService<PoolOccupancyCache>(), new SchedulerOptions(), new QuotaOptions(), DateTimeOffset.UtcNow,
-            CancellationToken.None);
-    }
+    private Task<RequestQueue.Result> TickAsync() => api.AdmitAsync(DateTimeOffset.UtcNow);
 
     [Fact]
     public async Task Parallel_waiting_requests_cancellations_and_ticks_never_overlap_and_admit_no_more_than_was_freed()

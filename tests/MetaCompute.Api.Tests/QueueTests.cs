@@ -6,7 +6,6 @@ using MetaCompute.Api.Reservations;
 using MetaCompute.Api.Scheduling;
 using MetaCompute.Api.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace MetaCompute.Api.Tests;
 
@@ -17,22 +16,9 @@ namespace MetaCompute.Api.Tests;
 /// </summary>
 public sealed class QueueTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
-    private async Task<RequestQueue.Result> AdmitAsync(DateTimeOffset now)
-    {
-        await using var scope = api.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
-        return await RequestQueue.RunAsync(db, api.Services.GetRequiredService<PoolOccupancyCache>(), new SchedulerOptions(), new QuotaOptions(), now,
-            CancellationToken.None);
-    }
+    private Task<RequestQueue.Result> AdmitAsync(DateTimeOffset now) => api.AdmitAsync(now);
 
-    private async Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External)
-    {
-        var tenant = await api.CreateTenantAsync(kind: kind);
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{poolId}", new { maxConcurrentGpus = 100_000 }))
-            .EnsureSuccessStatusCode();
-        return api.ClientWithKey(tenant.ApiKey);
-    }
+    private Task<HttpClient> ClientAsync(string poolId) => api.ClientWithoutQuotaLimitAsync(TenantKind.External, poolId);
 
     private static async Task<ReservationResponse> WaitAsync(HttpClient client, string poolId, int gpus, int hours, string tier, int maxWaitMinutes)
     {

@@ -12,14 +12,7 @@ namespace MetaCompute.Api.Tests;
 /// <summary>First-party demand recalling spot leases with notice; each test owns one pool of the class's database.</summary>
 public sealed class RecallTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
-    private async Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External)
-    {
-        var tenant = await api.CreateTenantAsync(kind: kind);
-        using var operatorClient = api.OperatorClient();
-        (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{poolId}", new { maxConcurrentGpus = 100_000 }))
-            .EnsureSuccessStatusCode();
-        return api.ClientWithKey(tenant.ApiKey);
-    }
+    private Task<HttpClient> ClientAsync(string poolId, TenantKind kind = TenantKind.External) => api.ClientWithoutQuotaLimitAsync(kind, poolId);
 
     private async Task TickAsync(DateTimeOffset now)
     {
@@ -126,13 +119,7 @@ public sealed class RecallTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
         var internalDemand = await queued.ReadReservationAsync();
 
-        await using (var scope = api.Services.CreateAsyncScope())
-        {
-            var result = await RequestQueue.RunAsync(scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>(),
-                api.Services.GetRequiredService<PoolOccupancyCache>(), new SchedulerOptions(), new QuotaOptions(), DateTimeOffset.UtcNow,
-                CancellationToken.None);
-            Assert.Equal(1, result.Admitted);
-        }
+        Assert.Equal(1, (await api.AdmitAsync(DateTimeOffset.UtcNow)).Admitted);
 
         var recalled = (await spotTenant.GetFromJsonAsync<ReservationResponse>($"/v1/reservations/{spot.Id}", Json.Options))!;
         var admitted = (await firstParty.GetFromJsonAsync<ReservationResponse>($"/v1/reservations/{internalDemand.Id}", Json.Options))!;

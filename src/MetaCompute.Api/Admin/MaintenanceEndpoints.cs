@@ -59,8 +59,8 @@ public static class MaintenanceEndpoints
         }
 
         var now = time.GetUtcNow();
-        // Whole seconds, never before now: a window starting "now" begins once the leases in its way have moved.
-        var start = BookingRules.TruncateToSecond((request.StartAt!.Value > now ? request.StartAt.Value : now).AddTicks(TimeSpan.TicksPerSecond - 1));
+        // Never before now: a window starting "now" begins once the leases in its way have moved.
+        var start = BookingRules.StartAtOrAfter(request.StartAt, now);
         var end = BookingRules.TruncateToSecond(request.EndAt!.Value);
         if (end <= start)
         {

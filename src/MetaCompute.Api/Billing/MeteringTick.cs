@@ -101,18 +101,17 @@ public static class MeteringTick
 
         state.MeteredUntil = to;
         await db.SaveChangesAsync(ct);
-        var closed = await CloseMonthsAsync(db, to, now, ct);
+        var closed = await CloseMonthsAsync(db, state, now, ct);
         await tx.CommitAsync(ct);
         return new Result((int)(to - from).TotalHours, usage, credits, closed);
     }
 
     /// <summary>
-    /// Writes the invoices of every month that ended at or before <paramref name="meteredUntil"/> and has none yet: a line
+    /// Writes the invoices of every month that ended by the time metering has reached and has none yet: a line
     /// per reservation (its charges and refunds that month) and a line per reservation credited, from the ledger.
     /// </summary>
-    private static async Task<int> CloseMonthsAsync(MetaComputeDbContext db, DateTimeOffset meteredUntil, DateTimeOffset now, CancellationToken ct)
+    private static async Task<int> CloseMonthsAsync(MetaComputeDbContext db, MeteringState state, DateTimeOffset now, CancellationToken ct)
     {
-        var state = await db.MeteringStates.SingleAsync(ct);
         if (state.InvoicedUntil is null)
         {
             var firstCharge = await db.Charges.MinAsync(c => (DateTimeOffset?)c.OccurredAt, ct);
@@ -125,24 +124,23 @@ public static class MeteringTick
         }
 
         var closed = 0;
-        for (var m = state.InvoicedUntil.Value; m.AddMonths(1) <= meteredUntil; m = m.AddMonths(1))
+        for (var m = state.InvoicedUntil.Value; m.AddMonths(1) <= state.MeteredUntil; m = m.AddMonths(1))
         {
             closed += await db.Database.ExecuteSqlAsync($"""
                 WITH lines AS (
                     SELECT tenant_id, reservation_id, pool_id, CASE WHEN kind = 'Credit' THEN 'credit' ELSE 'charges' END AS kind,
-                           coalesce(sum(gpu_seconds), 0) AS gpu_seconds,
-                           CASE WHEN kind = 'Credit' THEN -sum(amount) ELSE sum(amount) END AS amount
+                           coalesce(sum(gpu_seconds), 0) AS lost_seconds, sum(amount) AS amount
                     FROM charges WHERE occurred_at >= {m} AND occurred_at < {m.AddMonths(1)}
-                    GROUP BY tenant_id, reservation_id, pool_id, kind = 'Credit', kind),
+                    GROUP BY 1, 2, 3, 4),
                 merged AS (
                     -- A charges line shows the GPU-seconds the reservation held that month, whatever its tier; a credit
-                    -- line the GPU-seconds it went without.
+                    -- line the GPU-seconds it went without, as a positive amount.
                     SELECT tenant_id, reservation_id, pool_id, kind,
-                           CASE WHEN kind = 'credit' THEN sum(gpu_seconds)
+                           CASE WHEN kind = 'credit' THEN lost_seconds
                                 ELSE (SELECT coalesce(sum(u.gpu_seconds), 0) FROM usage_records u
                                       WHERE u.reservation_id = lines.reservation_id AND u.hour >= {m} AND u.hour < {m.AddMonths(1)}) END AS gpu_seconds,
-                           sum(amount) AS amount
-                    FROM lines GROUP BY tenant_id, reservation_id, pool_id, kind),
+                           CASE WHEN kind = 'credit' THEN -amount ELSE amount END AS amount
+                    FROM lines),
                 created AS (
                     INSERT INTO invoices (id, tenant_id, month, charges, credits, total, closed_at)
                     SELECT md5(tenant_id::text || '/' || {Invoices.MonthKey(m)})::uuid, tenant_id, {m},

@@ -33,6 +33,7 @@ public static class BookingRules
         var gpuCount = request.GpuCount!.Value;
         CheckGpuCount(pool, gpuCount, "gpuCount", errors);
 
+        // A booking for now starts at the current whole second, so it has begun by the time it is answered.
         var start = TruncateToSecond(request.StartAt is { } s && s > now ? s : now);
         if (request.StartAt is { } asked)
         {
@@ -83,6 +84,17 @@ public static class BookingRules
     }
 
     public static int HoldbackFor(Pool pool, ReservationTier tier) => tier == ReservationTier.Internal ? 0 : pool.Rules.HoldbackGpus;
+
+    /// <summary>
+    /// Where something the scheduler or an operator starts, asked for <paramref name="asked"/> (or now), begins: whole
+    /// seconds, never before now rounded up, so GPUs released a moment ago count as free from then rather than from the
+    /// start of that second (admitting a queued request right after a cancellation, a maintenance window from now).
+    /// </summary>
+    public static DateTimeOffset StartAtOrAfter(DateTimeOffset? asked, DateTimeOffset now)
+    {
+        var earliest = TruncateToSecond(now.AddTicks(TimeSpan.TicksPerSecond - 1));
+        return asked is { } a && TruncateToSecond(a) > earliest ? TruncateToSecond(a) : earliest;
+    }
 
     public static DateTimeOffset TruncateToSecond(DateTimeOffset t) =>
         new(t.UtcTicks - t.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);

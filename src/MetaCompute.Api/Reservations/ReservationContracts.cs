@@ -72,7 +72,8 @@ public sealed class CreateReservationRequestValidator : AbstractValidator<Create
                 .WithMessage("endAt must be after startAt.");
             RuleFor(r => r.Tier).IsInEnum();
             RuleFor(r => r.WaitForCapacity!.MaxWaitMinutes).NotNull().InclusiveBetween(1, MaxWaitMinutes)
-                .OverridePropertyName("waitForCapacity.maxWaitMinutes").When(r => r.WaitForCapacity is not null);
+                .OverridePropertyName("waitForCapacity.maxWaitMinutes").WithName("waitForCapacity.maxWaitMinutes")
+                .When(r => r.WaitForCapacity is not null);
         });
     }
 }

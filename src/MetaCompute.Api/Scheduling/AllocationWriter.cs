@@ -1,4 +1,5 @@
 using MetaCompute.Scheduling;
+using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
 namespace MetaCompute.Api.Scheduling;
@@ -49,6 +50,20 @@ public static class AllocationWriter
         Command("DELETE FROM allocations WHERE lease_id = $1", leaseId),
         Change(poolId, leaseId, now, now, [], now),
     ];
+
+    /// <summary>
+    /// Appends a hold that has no allocation rows (a maintenance window; an empty one takes it back) to the pool's
+    /// change log at once, so every replica's index learns it.
+    /// </summary>
+    public static async Task AppendHoldAsync(Data.MetaComputeDbContext db, string poolId, Guid holdId, DateTimeOffset start, DateTimeOffset end,
+        IReadOnlyList<NodeGpus> gpus, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var command = ((NpgsqlConnection)db.Database.GetDbConnection()).CreateCommand();
+        var change = Change(poolId, holdId, start, end, gpus, now);
+        command.CommandText = change.CommandText;
+        command.Parameters.AddRange(change.Parameters.Select(p => new NpgsqlParameter { Value = p.Value }).ToArray());
+        await command.ExecuteNonQueryAsync(ct);
+    }
 
     private static NpgsqlBatchCommand Change(string poolId, Guid leaseId, DateTimeOffset start, DateTimeOffset end, IReadOnlyList<NodeGpus> gpus,
         DateTimeOffset now) =>

@@ -90,14 +90,8 @@ public static class MaintenanceWindows
                 leases = affected.Select(a => new { a.LeaseId, a.ReservationId, a.Outcome, a.ToNodeId }),
             });
             await db.SaveChangesAsync(ct);
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
-                SELECT {node.PoolId}, coalesce(max(version), 0) + 1, {window.Id}, {start}, {end}, {new[] { node.Id }}, {new short[] { PoolOccupancy.FullNode }}, {now}
-                FROM pool_changes WHERE pool_id = {node.PoolId}
-                """, ct);
-            var version = await db.PoolChanges.Where(c => c.PoolId == node.PoolId).MaxAsync(c => c.Version, ct);
-            await tx.CommitAsync(ct);
-            index.Version = version;
+            await AllocationWriter.AppendHoldAsync(db, node.PoolId, window.Id, start, end, windowHold.Gpus, now, ct);
+            await PoolOccupancyCache.CommitAsync(db, tx, node.PoolId, index, ct);
             return new MaintenancePlan(window, affected, null);
         }, ct);
     }
@@ -122,15 +116,9 @@ public static class MaintenanceWindows
                 windowId, nodeId, poolId, startAt = window.Period.LowerBound, endAt = window.Period.UpperBound, by,
             });
             await db.SaveChangesAsync(ct);
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
-                SELECT {poolId}, coalesce(max(version), 0) + 1, {windowId}, {now}, {now}, {Array.Empty<int>()}, {Array.Empty<short>()}, {now}
-                FROM pool_changes WHERE pool_id = {poolId}
-                """, ct);
-            var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => c.Version, ct);
-            await tx.CommitAsync(ct);
+            await AllocationWriter.AppendHoldAsync(db, poolId, windowId, now, now, [], now, ct);
+            await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, ct);
             index.RemoveLease(windowId);
-            index.Version = version;
             return true;
         }, ct);
     }

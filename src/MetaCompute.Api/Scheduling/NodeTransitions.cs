@@ -73,9 +73,7 @@ public static class NodeTransitions
                 SELECT {poolId}, coalesce(max(version), 0) + 1, {nodeId}, {allocatable}, {now}, {now}, {Array.Empty<int>()}, {Array.Empty<short>()}, {now}
                 FROM pool_changes WHERE pool_id = {poolId}
                 """, ct);
-            var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => c.Version, ct);
-            await tx.CommitAsync(ct);
-            index.Version = version;
+            await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, ct);
             return (NodeChangeStatus.Changed, null);
         }, ct);
     }

@@ -151,9 +151,7 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                 throw new RequestFailedException(e);
             }
 
-            var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version) ?? 0;
-            await tx.CommitAsync();
-            index.Version = version;
+            await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, CancellationToken.None);
             return answered;
         }, CancellationToken.None);
     }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using MetaCompute.Api.Data;
 using MetaCompute.Scheduling;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Npgsql;
 
 namespace MetaCompute.Api.Scheduling;
@@ -42,6 +43,17 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         {
             entry.Gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Commits the pool's transaction (inside <see cref="LockedAsync{T}"/>) and records that the index now reflects the
+    /// change log up to what this transaction wrote, so the next use reads only newer entries.
+    /// </summary>
+    public static async Task CommitAsync(MetaComputeDbContext db, IDbContextTransaction tx, string poolId, PoolOccupancy index, CancellationToken ct)
+    {
+        var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
+        await tx.CommitAsync(ct);
+        index.Version = version;
     }
 
     /// <summary>Drops a pool's index, so the next use rebuilds it from the database.</summary>

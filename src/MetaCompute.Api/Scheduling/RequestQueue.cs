@@ -89,8 +89,7 @@ public static class RequestQueue
         var writes = new List<NpgsqlBatchCommand>();
         var admitted = 0;
         var byId = queue.ToDictionary(r => r.Id);
-        // Whole seconds, rounded up: GPUs released a moment ago are free from then, not from the start of that second.
-        var startNow = BookingRules.TruncateToSecond(now.AddTicks(TimeSpan.TicksPerSecond - 1));
+        var startNow = BookingRules.StartAtOrAfter(null, now);
         var blocked = Admission.Run(index,
             queue.Select(r => new QueuedRequest(r.Id, r.GpuCount, r.StartAt, r.EndAt - r.StartAt, r.SingleFabricIsland,
                 BookingRules.HoldbackFor(pool, r.Tier), r.WaitUntil!.Value)),
@@ -142,9 +141,7 @@ public static class RequestQueue
             await batch.ExecuteNonQueryAsync(ct);
         }
 
-        var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
-        await tx.CommitAsync(ct);
-        index.Version = version;
+        await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, ct);
         return new Result(admitted, rejected);
     }
 

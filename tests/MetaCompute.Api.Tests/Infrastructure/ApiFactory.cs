@@ -119,6 +119,29 @@ public class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return new TestTenant(tenant.Id, name, key.Id, key.Key);
     }
 
+    /// <summary>A new tenant whose quota never binds in <paramref name="pools"/>, so capacity alone decides; its client.</summary>
+    public async Task<HttpClient> ClientWithoutQuotaLimitAsync(TenantKind kind, params string[] pools)
+    {
+        var tenant = await CreateTenantAsync(kind: kind);
+        using var operatorClient = OperatorClient();
+        foreach (var pool in pools)
+        {
+            (await operatorClient.PutAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/quotas/{pool}", new { maxConcurrentGpus = 100_000 }))
+                .EnsureSuccessStatusCode();
+        }
+
+        return ClientWithKey(tenant.ApiKey);
+    }
+
+    /// <summary>The scheduler's admission step at <paramref name="now"/>, as its tick runs it.</summary>
+    public async Task<Scheduling.RequestQueue.Result> AdmitAsync(DateTimeOffset now)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        return await Scheduling.RequestQueue.RunAsync(scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>(),
+            Services.GetRequiredService<Scheduling.PoolOccupancyCache>(), new Scheduling.SchedulerOptions(), new Reservations.QuotaOptions(), now,
+            CancellationToken.None);
+    }
+
     public async Task<T> WithDbAsync<T>(Func<MetaComputeDbContext, Task<T>> query)
     {
         await using var scope = Services.CreateAsyncScope();
