@@ -40,6 +40,10 @@ public sealed class PoolOccupancy
     private readonly bool[] _allocatable;
     private readonly Dictionary<Guid, LeaseHold> _leases = [];
 
+    // Every hold's end as it was set, earliest first; an entry whose lease has since moved its end or gone is skipped
+    // when it comes up. Forget then reads only the holds that ended, not every hold in the pool.
+    private readonly PriorityQueue<Guid, long> _ends = new();
+
     public PoolOccupancy(IEnumerable<NodeSpec> nodes)
     {
         var ordered = nodes.OrderBy(n => n.IslandId).ThenBy(n => n.RackId).ThenBy(n => n.NodeId).ToArray();
@@ -106,6 +110,7 @@ public sealed class PoolOccupancy
         }
 
         _leases[lease.LeaseId] = lease;
+        _ends.Enqueue(lease.LeaseId, lease.End.UtcTicks);
         foreach (var gpus in lease.Gpus)
         {
             if (_positionOfNode.TryGetValue(gpus.NodeId, out var pos))
@@ -144,9 +149,13 @@ public sealed class PoolOccupancy
     /// <summary>Forgets holds that ended at or before <paramref name="before"/>; they can no longer conflict.</summary>
     public void Forget(DateTimeOffset before)
     {
-        foreach (var lease in _leases.Values.Where(l => l.End <= before).ToList())
+        while (_ends.TryPeek(out var leaseId, out var end) && end <= before.UtcTicks)
         {
-            RemoveLease(lease.LeaseId);
+            _ends.Dequeue();
+            if (_leases.TryGetValue(leaseId, out var lease) && lease.End <= before)
+            {
+                RemoveLease(leaseId);
+            }
         }
     }
 

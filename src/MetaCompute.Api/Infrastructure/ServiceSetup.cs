@@ -41,7 +41,8 @@ public static class ServiceSetup
             context.ProblemDetails.Extensions["traceId"] = Activity.Current?.TraceId.ToString() ?? context.HttpContext.TraceIdentifier;
         });
         services.AddExceptionHandler<ProblemExceptionHandler>();
-        services.AddValidatorsFromAssemblyContaining<ValidationFilter>(includeInternalTypes: true);
+        // Validators hold no state, and building one compiles its rules' expressions: build each once.
+        services.AddValidatorsFromAssemblyContaining<ValidationFilter>(ServiceLifetime.Singleton, includeInternalTypes: true);
         // Field names as the JSON has them: camelCase, nested ones dotted (rules.minGpus).
         ValidatorOptions.Global.PropertyNameResolver = (_, member, expression) =>
             expression is not null && PropertyChain.FromExpression(expression).ToString() is { Length: > 0 } chain

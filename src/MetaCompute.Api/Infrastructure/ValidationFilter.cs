@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using FluentValidation;
 
 namespace MetaCompute.Api.Infrastructure;
@@ -8,6 +9,8 @@ namespace MetaCompute.Api.Infrastructure;
 /// </summary>
 public sealed class ValidationFilter : IEndpointFilter
 {
+    private static readonly ConcurrentDictionary<Type, Type> ValidatorTypes = new();
+
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         foreach (var argument in context.Arguments)
@@ -17,7 +20,7 @@ public sealed class ValidationFilter : IEndpointFilter
                 continue;
             }
 
-            var validatorType = typeof(IValidator<>).MakeGenericType(argument.GetType());
+            var validatorType = ValidatorTypes.GetOrAdd(argument.GetType(), type => typeof(IValidator<>).MakeGenericType(type));
             if (context.HttpContext.RequestServices.GetService(validatorType) is not IValidator validator)
             {
                 continue;

@@ -105,6 +105,9 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         var db = scope.ServiceProvider.GetRequiredService<MetaComputeDbContext>();
         // The batch saves once inside its transaction; a savepoint around that save would only add round trips.
         db.Database.AutoSavepointsEnabled = false;
+        // Each quota check reads the unit of work, and EF would scan every tracked entity for changes on each read;
+        // the requests change entities only through their own objects, so one scan before the save is enough.
+        db.ChangeTracker.AutoDetectChangesEnabled = false;
         await using var tx = await db.Database.BeginTransactionAsync();
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         return await cache.LockedAsync(db, poolId, async index =>
@@ -115,13 +118,16 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             var answered = new List<(PoolWork Work, IResult Result)>();
             await using var writes = new NpgsqlBatch(connection, (NpgsqlTransaction)tx.GetDbTransaction());
             var answeredInBatch = new Dictionary<(Guid, string), StoredAnswer>();
+            long? version = null;
             try
             {
                 var keys = await IdempotentRequest.LookUpKeysAsync(db, batch, CancellationToken.None);
                 // What the batch's requests read, loaded and tracked once: their tenants' quotas and live reservations
                 // (quota sweeps then also see the batch's unsaved changes), and the reservations they change.
                 await Reservations.Quotas.LoadAsync(db, poolId, batch.Select(w => w.TenantId).Distinct().ToList(), now, CancellationToken.None);
-                var reservationIds = batch.Where(w => w.ReservationId is not null).Select(w => w.ReservationId!.Value).Distinct().ToList();
+                // A reservation being cancelled or extended is usually live, so the quota load above tracks it already.
+                var reservationIds = batch.Where(w => w.ReservationId is { } id && db.Reservations.Local.FindEntry(id) is null)
+                    .Select(w => w.ReservationId!.Value).Distinct().ToList();
                 if (reservationIds.Count > 0)
                 {
                     await db.Reservations.Include(r => r.Lease).Where(r => reservationIds.Contains(r.Id)).LoadAsync();
@@ -138,11 +144,22 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                     }
                 }
 
-                // One save for the whole batch (reservations, leases, events, key rows), then every allocation write.
+                // One save for the whole batch (reservations, leases, events, key rows), then every allocation write
+                // and, in the same round trip, the change-log version they leave.
+                db.ChangeTracker.DetectChanges();
                 await db.SaveChangesAsync();
                 if (writes.BatchCommands.Count > 0)
                 {
-                    await writes.ExecuteNonQueryAsync();
+                    writes.BatchCommands.Add(PoolOccupancyCache.VersionCommand(poolId));
+                    await using var results = await writes.ExecuteReaderAsync();
+                    do
+                    {
+                        if (results.FieldCount > 0 && await results.ReadAsync())
+                        {
+                            version = results.GetInt64(0);
+                        }
+                    }
+                    while (await results.NextResultAsync());
                 }
             }
             catch (Exception e)
@@ -151,7 +168,7 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                 throw new RequestFailedException(e);
             }
 
-            await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, CancellationToken.None);
+            await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, CancellationToken.None, version);
             return answered;
         }, CancellationToken.None);
     }

@@ -30,8 +30,7 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         await entry.Gate.WaitAsync(ct);
         try
         {
-            await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PoolLockKey(poolId)})", ct);
-            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct);
+            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct, takeLock: true);
             return await use(entry.Index);
         }
         catch
@@ -49,12 +48,20 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     /// Commits the pool's transaction (inside <see cref="LockedAsync{T}"/>) and records that the index now reflects the
     /// change log up to what this transaction wrote, so the next use reads only newer entries.
     /// </summary>
-    public static async Task CommitAsync(MetaComputeDbContext db, IDbContextTransaction tx, string poolId, PoolOccupancy index, CancellationToken ct)
+    public static async Task CommitAsync(MetaComputeDbContext db, IDbContextTransaction tx, string poolId, PoolOccupancy index, CancellationToken ct,
+        long? version = null)
     {
-        var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
+        version ??= await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
         await tx.CommitAsync(ct);
-        index.Version = version;
+        index.Version = version.Value;
     }
+
+    /// <summary>
+    /// The command that reads the pool's change-log version; a caller that already sends a batch of writes appends it
+    /// and passes what it read to <see cref="CommitAsync"/>, saving a round trip under the pool's lock.
+    /// </summary>
+    public static NpgsqlBatchCommand VersionCommand(string poolId) =>
+        new("SELECT coalesce(max(version), 0) FROM pool_changes WHERE pool_id = $1") { Parameters = { new NpgsqlParameter { Value = poolId } } };
 
     /// <summary>Drops a pool's index, so the next use rebuilds it from the database.</summary>
     public void Invalidate(string poolId)
@@ -107,14 +114,11 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     }
 
     private async Task<PoolOccupancy> CatchUpAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, PoolOccupancy? index,
-        CancellationToken ct)
+        CancellationToken ct, bool takeLock = false)
     {
+        var changes = await ReadChangesAsync(connection, poolId, index?.Version, takeLock, ct);
         if (index is not null)
         {
-            var changes = await db.PoolChanges.AsNoTracking()
-                .Where(c => c.PoolId == poolId && c.Version > index.Version)
-                .OrderBy(c => c.Version)
-                .ToListAsync(ct);
             // A gap means the log was pruned past what this index knows, and a node it has never seen was registered
             // since it was built: either way, rebuild instead.
             if ((changes.Count == 0 || changes[0].Version == index.Version + 1)
@@ -136,6 +140,51 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         }
 
         return await LoadAsync(connection, db, poolId, ct);
+    }
+
+    /// <summary>
+    /// The change-log entries after <paramref name="version"/> (none without one), in order. With
+    /// <paramref name="takeLock"/> the pool's advisory lock is taken first in the same round trip: the read is its own
+    /// statement, so its snapshot is taken once the lock is held and sees everything the previous holder committed.
+    /// </summary>
+    private static async Task<List<PoolChange>> ReadChangesAsync(NpgsqlConnection connection, string poolId, long? version, bool takeLock,
+        CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(connection);
+        if (takeLock)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)") { Parameters = { new() { Value = PoolLockKey(poolId) } } });
+        }
+
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            SELECT version, lease_id, node_id, node_allocatable, start_at, end_at, node_ids, gpu_masks, created_at
+            FROM pool_changes WHERE pool_id = $1 AND version > $2 ORDER BY version
+            """) { Parameters = { new() { Value = poolId }, new() { Value = version ?? long.MaxValue } } });
+        var changes = new List<PoolChange>();
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        if (takeLock)
+        {
+            await reader.NextResultAsync(ct);
+        }
+
+        while (await reader.ReadAsync(ct))
+        {
+            changes.Add(new PoolChange
+            {
+                PoolId = poolId,
+                Version = reader.GetInt64(0),
+                LeaseId = reader.IsDBNull(1) ? null : reader.GetGuid(1),
+                NodeId = reader.IsDBNull(2) ? null : reader.GetInt32(2),
+                NodeAllocatable = reader.IsDBNull(3) ? null : reader.GetBoolean(3),
+                StartAt = reader.GetFieldValue<DateTimeOffset>(4),
+                EndAt = reader.GetFieldValue<DateTimeOffset>(5),
+                NodeIds = reader.GetFieldValue<int[]>(6),
+                GpuMasks = reader.GetFieldValue<short[]>(7),
+                CreatedAt = reader.GetFieldValue<DateTimeOffset>(8),
+            });
+        }
+
+        return changes;
     }
 
     private static void Apply(PoolOccupancy index, PoolChange change)
