@@ -72,26 +72,27 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
 
     /// <summary>
     /// The in-flight check (a transaction-scoped advisory lock on each key) and the stored answers, for every request
-    /// of a batch in one round trip.
+    /// of a batch in one statement; the decider sends it with the pool's lock and reads it with <see cref="ReadKeysAsync"/>.
     /// </summary>
-    internal static async Task<KeyState[]> LookUpKeysAsync(MetaComputeDbContext db, IReadOnlyList<PoolWork> batch, CancellationToken ct)
+    internal static NpgsqlBatchCommand LookUpKeysCommand(IReadOnlyList<PoolWork> batch) => new("""
+        SELECT pg_try_advisory_xact_lock(w.lock_key), k.request_hash, k.response_status, k.response_body, k.location
+        FROM unnest($1::bigint[], $2::uuid[], $3::text[]) WITH ORDINALITY AS w(lock_key, tenant_id, key, ord)
+        LEFT JOIN idempotency_keys k ON k.tenant_id = w.tenant_id AND k.key = w.key
+        ORDER BY w.ord
+        """)
     {
-        await using var lookup = new NpgsqlCommand("""
-            SELECT pg_try_advisory_xact_lock(w.lock_key), k.request_hash, k.response_status, k.response_body, k.location
-            FROM unnest($1::bigint[], $2::uuid[], $3::text[]) WITH ORDINALITY AS w(lock_key, tenant_id, key, ord)
-            LEFT JOIN idempotency_keys k ON k.tenant_id = w.tenant_id AND k.key = w.key
-            ORDER BY w.ord
-            """, (NpgsqlConnection)db.Database.GetDbConnection())
+        Parameters =
         {
-            Parameters =
-            {
-                new() { Value = batch.Select(w => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{w.TenantId}:{w.Key}")))).ToArray() },
-                new() { Value = batch.Select(w => w.TenantId).ToArray() },
-                new() { Value = batch.Select(w => w.Key).ToArray() },
-            },
-        };
-        var states = new List<KeyState>(batch.Count);
-        await using var reader = await lookup.ExecuteReaderAsync(ct);
+            new() { Value = batch.Select(w => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{w.TenantId}:{w.Key}")))).ToArray() },
+            new() { Value = batch.Select(w => w.TenantId).ToArray() },
+            new() { Value = batch.Select(w => w.Key).ToArray() },
+        },
+    };
+
+    /// <summary>The key states of a batch, in its order, from the result of <see cref="LookUpKeysCommand"/>.</summary>
+    internal static async Task<KeyState[]> ReadKeysAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
+        var states = new List<KeyState>();
         while (await reader.ReadAsync(ct))
         {
             states.Add(new KeyState(reader.GetBoolean(0), reader.IsDBNull(1)

@@ -1,5 +1,6 @@
 using MetaCompute.Api.Data;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace MetaCompute.Api.Reservations;
 
@@ -23,8 +24,35 @@ public static class Quotas
     public static async Task LoadAsync(MetaComputeDbContext db, string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset now,
         CancellationToken ct)
     {
-        var since = now - LookBack;
         await db.TenantQuotas.Where(q => q.PoolId == poolId && tenantIds.Contains(q.TenantId)).LoadAsync(ct);
+        await LoadLiveAsync(db, poolId, tenantIds, now, ct);
+    }
+
+    /// <summary>The tenants' quota rows in the pool, as a statement the decider sends with the pool's lock.</summary>
+    public static NpgsqlBatchCommand LimitsCommand(string poolId, IReadOnlyCollection<Guid> tenantIds) =>
+        new("SELECT tenant_id, max_concurrent_gpus FROM tenant_quotas WHERE pool_id = $1 AND tenant_id = ANY($2)")
+        {
+            Parameters = { new() { Value = poolId }, new() { Value = tenantIds.ToArray() } },
+        };
+
+    /// <summary>Tracks the quota rows read by <see cref="LimitsCommand"/>, as <see cref="LoadAsync"/> would have.</summary>
+    public static async Task AttachLimitsAsync(MetaComputeDbContext db, string poolId, NpgsqlDataReader reader, CancellationToken ct)
+    {
+        while (await reader.ReadAsync(ct))
+        {
+            var quota = new TenantQuota { TenantId = reader.GetGuid(0), PoolId = poolId, MaxConcurrentGpus = reader.GetInt32(1) };
+            if (!db.TenantQuotas.Local.Any(q => q.TenantId == quota.TenantId && q.PoolId == poolId))
+            {
+                db.TenantQuotas.Attach(quota);
+            }
+        }
+    }
+
+    /// <summary>Loads, tracked, the tenants' live reservations in the pool (with their leases) for the quota sweeps.</summary>
+    public static async Task LoadLiveAsync(MetaComputeDbContext db, string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset now,
+        CancellationToken ct)
+    {
+        var since = now - LookBack;
         await db.Reservations.Include(r => r.Lease)
             .Where(r => r.PoolId == poolId && tenantIds.Contains(r.TenantId) && r.EndAt > since
                         && (r.Status == ReservationStatus.Scheduled || r.Status == ReservationStatus.Active))

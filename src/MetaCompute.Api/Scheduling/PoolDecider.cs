@@ -110,6 +110,15 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         db.ChangeTracker.AutoDetectChangesEnabled = false;
         await using var tx = await db.Database.BeginTransactionAsync();
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+        // What the batch's requests read first, sent with the pool's lock in one round trip: their keys' states and
+        // their tenants' quotas (tracked, so quota sweeps read them from the unit of work).
+        var tenantIds = batch.Select(w => w.TenantId).Distinct().ToList();
+        KeyState[] keys = [];
+        PoolOccupancyCache.LockedRead[] withLock =
+        [
+            new(IdempotentRequest.LookUpKeysCommand(batch), async (reader, ct) => keys = await IdempotentRequest.ReadKeysAsync(reader, ct)),
+            new(Reservations.Quotas.LimitsCommand(poolId, tenantIds), (reader, ct) => Reservations.Quotas.AttachLimitsAsync(db, poolId, reader, ct)),
+        ];
         return await cache.LockedAsync(db, poolId, async index =>
         {
             // PostgreSQL keeps microseconds; answers built in memory must match what a later read returns.
@@ -121,10 +130,9 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             long? version = null;
             try
             {
-                var keys = await IdempotentRequest.LookUpKeysAsync(db, batch, CancellationToken.None);
-                // What the batch's requests read, loaded and tracked once: their tenants' quotas and live reservations
-                // (quota sweeps then also see the batch's unsaved changes), and the reservations they change.
-                await Reservations.Quotas.LoadAsync(db, poolId, batch.Select(w => w.TenantId).Distinct().ToList(), now, CancellationToken.None);
+                // Then, tracked once: the tenants' live reservations (quota sweeps then also see the batch's unsaved
+                // changes), and the reservations the requests change.
+                await Reservations.Quotas.LoadLiveAsync(db, poolId, tenantIds, now, CancellationToken.None);
                 // A reservation being cancelled or extended is usually live, so the quota load above tracks it already.
                 var reservationIds = batch.Where(w => w.ReservationId is { } id && db.Reservations.Local.FindEntry(id) is null)
                     .Select(w => w.ReservationId!.Value).Distinct().ToList();
@@ -170,7 +178,7 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
 
             await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, CancellationToken.None, version);
             return answered;
-        }, CancellationToken.None);
+        }, CancellationToken.None, withLock);
     }
 
     private sealed class RequestFailedException(Exception inner) : Exception("A request in a batch failed.", inner);

@@ -24,13 +24,15 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     /// If <paramref name="use"/> throws, the index is dropped and rebuilt on the next use: it may hold holds that
     /// never committed.
     /// </summary>
-    public async Task<T> LockedAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, Task<T>> use, CancellationToken ct)
+    /// <param name="withLock">Reads sent in the same round trip as the lock, after it, so they see what the previous holder committed.</param>
+    public async Task<T> LockedAsync<T>(MetaComputeDbContext db, string poolId, Func<PoolOccupancy, Task<T>> use, CancellationToken ct,
+        IReadOnlyList<LockedRead>? withLock = null)
     {
         var entry = _pools.GetOrAdd(poolId, _ => new Entry());
         await entry.Gate.WaitAsync(ct);
         try
         {
-            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct, takeLock: true);
+            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct, withLock ?? []);
             return await use(entry.Index);
         }
         catch
@@ -114,9 +116,9 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     }
 
     private async Task<PoolOccupancy> CatchUpAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, PoolOccupancy? index,
-        CancellationToken ct, bool takeLock = false)
+        CancellationToken ct, IReadOnlyList<LockedRead>? withLock = null)
     {
-        var changes = await ReadChangesAsync(connection, poolId, index?.Version, takeLock, ct);
+        var changes = await ReadChangesAsync(connection, poolId, index?.Version, withLock, ct);
         if (index is not null)
         {
             // A gap means the log was pruned past what this index knows, and a node it has never seen was registered
@@ -144,12 +146,14 @@ public sealed class PoolOccupancyCache(TimeProvider time)
 
     /// <summary>
     /// The change-log entries after <paramref name="version"/> (none without one), in order. With
-    /// <paramref name="takeLock"/> the pool's advisory lock is taken first in the same round trip: the read is its own
-    /// statement, so its snapshot is taken once the lock is held and sees everything the previous holder committed.
+    /// <paramref name="withLock"/> the pool's advisory lock is taken first in the same round trip, and those reads
+    /// follow: each is its own statement, so its snapshot is taken once the lock is held and sees everything the
+    /// previous holder committed.
     /// </summary>
-    private static async Task<List<PoolChange>> ReadChangesAsync(NpgsqlConnection connection, string poolId, long? version, bool takeLock,
-        CancellationToken ct)
+    private static async Task<List<PoolChange>> ReadChangesAsync(NpgsqlConnection connection, string poolId, long? version,
+        IReadOnlyList<LockedRead>? withLock, CancellationToken ct)
     {
+        var takeLock = withLock is not null;
         await using var batch = new NpgsqlBatch(connection);
         if (takeLock)
         {
@@ -160,6 +164,11 @@ public sealed class PoolOccupancyCache(TimeProvider time)
             SELECT version, lease_id, node_id, node_allocatable, start_at, end_at, node_ids, gpu_masks, created_at
             FROM pool_changes WHERE pool_id = $1 AND version > $2 ORDER BY version
             """) { Parameters = { new() { Value = poolId }, new() { Value = version ?? long.MaxValue } } });
+        foreach (var read in withLock ?? [])
+        {
+            batch.BatchCommands.Add(read.Command);
+        }
+
         var changes = new List<PoolChange>();
         await using var reader = await batch.ExecuteReaderAsync(ct);
         if (takeLock)
@@ -182,6 +191,12 @@ public sealed class PoolOccupancyCache(TimeProvider time)
                 GpuMasks = reader.GetFieldValue<short[]>(7),
                 CreatedAt = reader.GetFieldValue<DateTimeOffset>(8),
             });
+        }
+
+        foreach (var read in withLock ?? [])
+        {
+            await reader.NextResultAsync(ct);
+            await read.ReadAsync(reader, ct);
         }
 
         return changes;
@@ -263,6 +278,9 @@ public sealed class PoolOccupancyCache(TimeProvider time)
 
         return index;
     }
+
+    /// <summary>A read sent with the pool's lock, and what to do with its rows.</summary>
+    public sealed record LockedRead(NpgsqlBatchCommand Command, Func<NpgsqlDataReader, CancellationToken, Task> ReadAsync);
 
     private sealed class Entry
     {

@@ -961,6 +961,10 @@ namespace MetaCompute.Api.Data.Migrations
                     b.HasKey("Id")
                         .HasName("pk_reservations");
 
+                    b.HasIndex("PoolId", "TenantId")
+                        .HasDatabaseName("ix_reservations_pool_id_tenant_id")
+                        .HasFilter("status IN ('Scheduled', 'Active')");
+
                     b.HasIndex("Status", "EndAt")
                         .HasDatabaseName("ix_reservations_status_end_at");
 
@@ -969,9 +973,6 @@ namespace MetaCompute.Api.Data.Migrations
 
                     b.HasIndex("TenantId", "Id")
                         .HasDatabaseName("ix_reservations_tenant_id_id");
-
-                    b.HasIndex("PoolId", "TenantId", "Status")
-                        .HasDatabaseName("ix_reservations_pool_id_tenant_id_status");
 
                     b.ToTable("reservations", null, t =>
                         {
