@@ -59,7 +59,7 @@ public static class PoolAdminEndpoints
     /// keep the price they were sold at; new rules apply to the next request.
     /// </summary>
     public static async Task<Results<Ok<PoolResponse>, ProblemHttpResult>> UpdatePool(string poolId, UpdatePoolRequest request, HttpContext http,
-        ClaimsPrincipal user, MetaComputeDbContext db, TimeProvider time, CancellationToken ct)
+        ClaimsPrincipal user, MetaComputeDbContext db, Catalog.PoolCache pools, TimeProvider time, CancellationToken ct)
     {
         var pool = await db.Pools.FirstOrDefaultAsync(p => p.Id == poolId, ct);
         if (pool is null)
@@ -89,6 +89,7 @@ public static class PoolAdminEndpoints
         pool.Prices.Internal = request.Prices.Internal;
         db.Append(EventTypes.PoolUpdated, null, null, time.GetUtcNow(), new { poolId, by = user.KeyIdOf(), before, after = new { rules = pool.Rules, prices = pool.Prices } });
         await db.SaveChangesAsync(ct);
+        pools.Forget(poolId);
 
         var capacity = await PoolCapacity.ForPoolsAsync(db, [poolId], ct);
         var saved = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == poolId, ct);

@@ -60,6 +60,9 @@ public static class ServiceSetup
         services.AddSingleton<Scheduling.PoolOccupancyCache>();
         services.AddSingleton<Scheduling.PoolDecider>();
         services.AddSingleton<Scheduling.NodeDirectory>();
+        services.Configure<Catalog.CatalogOptions>(configuration.GetSection("Catalog"));
+        services.AddSingleton<Catalog.PoolCache>();
+        services.AddSingleton<Reservations.ReservationPools>();
         services.AddSingleton<Offerings.OfferingTokens>();
         services.AddScoped<Idempotency.IdempotentRequest>();
         services.Configure<Reservations.QuotaOptions>(configuration.GetSection("Quotas"));

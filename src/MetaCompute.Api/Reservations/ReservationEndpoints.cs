@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using MetaCompute.Api.Auth;
 using MetaCompute.Api.Billing;
+using MetaCompute.Api.Catalog;
 using MetaCompute.Api.Data;
 using MetaCompute.Api.Events;
 using MetaCompute.Api.Idempotency;
@@ -61,8 +62,8 @@ public static class ReservationEndpoints
     }
 
     public static async Task<IResult> CreateReservation(CreateReservationRequest request, HttpContext http, ClaimsPrincipal user,
-        MetaComputeDbContext db, IdempotentRequest idempotent, OfferingTokens tokens, NodeDirectory nodes,
-        IOptions<QuotaOptions> quotas, TimeProvider time)
+        MetaComputeDbContext db, IdempotentRequest idempotent, OfferingTokens tokens, NodeDirectory nodes, PoolCache pools,
+        ReservationPools owners, IOptions<QuotaOptions> quotas, TimeProvider time)
     {
         var ct = http.RequestAborted;
         var tenantId = user.TenantIdOf();
@@ -84,13 +85,14 @@ public static class ReservationEndpoints
                     detail: $"The offering expired at {terms.ExpiresAt:O}; ask for offerings again.");
             }
 
-            var offeredPool = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == terms.PoolId, ct);
+            var offeredPool = await pools.GetAsync(db, terms.PoolId, ct)
+                              ?? throw new InvalidOperationException($"Pool {terms.PoolId} of an issued offering is gone.");
             var tier = tenantKind == TenantKind.Internal ? ReservationTier.Internal : ReservationTier.Reserved;
             spec = new BookingSpec(offeredPool, tier, terms.GpuCount, terms.StartAt, terms.EndAt, terms.SingleFabricIsland);
         }
         else
         {
-            var pool = await db.Pools.AsNoTracking().FirstOrDefaultAsync(p => p.Id == request.PoolId, ct);
+            var pool = await pools.GetAsync(db, request.PoolId!, ct);
             if (pool is null)
             {
                 return Problems.NotFound($"Pool '{request.PoolId}'");
@@ -107,11 +109,11 @@ public static class ReservationEndpoints
 
         TimeSpan? maxWait = request.WaitForCapacity?.MaxWaitMinutes is { } minutes ? TimeSpan.FromMinutes(minutes) : null;
         return await idempotent.RunAsync(http, tenantId, request, spec.Pool.Id,
-            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, nodes, quotas.Value, tenantId, spec, maxWait, batchNow, batchCt));
+            (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, nodes, owners, quotas.Value, tenantId, spec, maxWait, batchNow, batchCt));
     }
 
     private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, NodeDirectory nodes,
-        QuotaOptions quotas, Guid tenantId, BookingSpec spec, TimeSpan? maxWait, DateTimeOffset now, CancellationToken ct)
+        ReservationPools owners, QuotaOptions quotas, Guid tenantId, BookingSpec spec, TimeSpan? maxWait, DateTimeOffset now, CancellationToken ct)
     {
         var (limit, peak) = Quotas.Check(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount);
         if (peak > limit)
@@ -150,6 +152,8 @@ public static class ReservationEndpoints
 
         var reservation = NewReservation(tenantId, spec, ReservationStatus.Scheduled, start, end, index, now);
         db.Reservations.Add(reservation);
+        // Its id reaches the tenant only in the answer, which is sent after the commit: remembering it now is safe.
+        owners.Remember(reservation.Id, tenantId, spec.Pool.Id);
         var (hold, writes) = LeaseGrants.Grant(db, index, reservation, placement, now, queuedSince: null);
         var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
         return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}", [.. recallWrites, .. writes]);
@@ -248,10 +252,10 @@ public static class ReservationEndpoints
     }
 
     public static async Task<IResult> CancelReservation(Guid reservationId, HttpContext http, ClaimsPrincipal user, MetaComputeDbContext db,
-        IdempotentRequest idempotent, NodeDirectory nodes)
+        IdempotentRequest idempotent, NodeDirectory nodes, ReservationPools owners)
     {
         var tenantId = user.TenantIdOf();
-        var poolId = await PoolOfAsync(db, tenantId, reservationId, http.RequestAborted);
+        var poolId = await PoolOfAsync(db, owners, tenantId, reservationId, http.RequestAborted);
         if (poolId is null)
         {
             return Problems.NotFound($"Reservation '{reservationId}'");
@@ -320,10 +324,11 @@ public static class ReservationEndpoints
     }
 
     public static async Task<IResult> ExtendReservation(Guid reservationId, ExtendReservationRequest request, HttpContext http, ClaimsPrincipal user,
-        MetaComputeDbContext db, IdempotentRequest idempotent, NodeDirectory nodes, IOptions<QuotaOptions> quotas)
+        MetaComputeDbContext db, IdempotentRequest idempotent, NodeDirectory nodes, PoolCache pools, ReservationPools owners,
+        IOptions<QuotaOptions> quotas)
     {
         var tenantId = user.TenantIdOf();
-        var poolId = await PoolOfAsync(db, tenantId, reservationId, http.RequestAborted);
+        var poolId = await PoolOfAsync(db, owners, tenantId, reservationId, http.RequestAborted);
         if (poolId is null)
         {
             return Problems.NotFound($"Reservation '{reservationId}'");
@@ -344,7 +349,8 @@ public static class ReservationEndpoints
                     $"The spot lease is being recalled at {reservation.RecallAt:O} and cannot be extended.");
             }
 
-            var pool = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == reservation.PoolId, ct);
+            var pool = await pools.GetAsync(db, reservation.PoolId, ct)
+                       ?? throw new InvalidOperationException($"Pool {reservation.PoolId} of reservation {reservation.Id} is gone.");
             var lease = reservation.Lease;
             var oldEnd = reservation.EndAt;
             var newEnd = oldEnd.AddHours(request.AdditionalHours);
@@ -417,8 +423,16 @@ public static class ReservationEndpoints
     }
 
     /// <summary>The pool of the caller's own reservation, or null: another tenant's reservation is not found.</summary>
-    private static Task<string?> PoolOfAsync(MetaComputeDbContext db, Guid tenantId, Guid reservationId, CancellationToken ct) =>
-        db.Reservations.Where(r => r.Id == reservationId && r.TenantId == tenantId).Select(r => r.PoolId).FirstOrDefaultAsync(ct);
+    private static async Task<string?> PoolOfAsync(MetaComputeDbContext db, ReservationPools owners, Guid tenantId, Guid reservationId,
+        CancellationToken ct)
+    {
+        if (owners.TryGetPool(tenantId, reservationId, out var remembered))
+        {
+            return remembered;
+        }
+
+        return await db.Reservations.Where(r => r.Id == reservationId && r.TenantId == tenantId).Select(r => r.PoolId).FirstOrDefaultAsync(ct);
+    }
 
     private static Outcome InvalidState(Reservation reservation, DateTimeOffset now, string verb) =>
         Outcome.Problem(StatusCodes.Status409Conflict, InvalidStateType, "Invalid reservation state",
