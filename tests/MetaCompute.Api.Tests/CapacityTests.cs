@@ -72,6 +72,33 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task Gpus_released_by_a_cancellation_can_be_booked_again_at_once()
+    {
+        var sellable = await SellableGpusAsync();
+        var tenant = await TenantWithoutQuotaLimitAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var ids = new List<string>();
+        for (var left = sellable; left > 0; left -= 128)
+        {
+            var booked = await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, left), durationHours = 1 });
+            ids.Add((await booked.ReadReservationAsync()).Id);
+        }
+
+        // Sold out now: the GPUs just released are the only room, free from the moment of release, not from the next second.
+        var released = await (await client.PostIdempotentAsync($"/v1/reservations/{ids[0]}/cancel", null)).ReadReservationAsync();
+        var again = await client.ReserveAsync(new { poolId = Pool, gpuCount = Math.Min(128, sellable), durationHours = 1 });
+
+        var rebooked = await again.ReadReservationAsync();
+        Assert.True(rebooked.StartAt >= released.Lease!.EndAt, $"{rebooked.StartAt:O} starts before {released.Lease.EndAt:O}");
+        Assert.Equal(TimeSpan.FromHours(1), rebooked.EndAt - rebooked.StartAt);
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+        foreach (var id in ids.Skip(1).Append(rebooked.Id))
+        {
+            (await client.PostIdempotentAsync($"/v1/reservations/{id}/cancel", null)).EnsureSuccessStatusCode();
+        }
+    }
+
+    [Fact]
     public async Task A_sold_out_window_is_409_with_alternatives_that_start_when_capacity_frees_up()
     {
         var sellable = await SellableGpusAsync();

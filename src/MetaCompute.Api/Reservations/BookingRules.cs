@@ -5,7 +5,17 @@ using MetaCompute.Simulation.Inventory;
 namespace MetaCompute.Api.Reservations;
 
 /// <summary>A request resolved against its pool's rules: the exact window, tier and count to place.</summary>
-public sealed record BookingSpec(Pool Pool, ReservationTier Tier, int GpuCount, DateTimeOffset StartAt, DateTimeOffset EndAt, bool SingleFabricIsland);
+public sealed record BookingSpec(Pool Pool, ReservationTier Tier, int GpuCount, DateTimeOffset StartAt, DateTimeOffset EndAt, bool SingleFabricIsland,
+    bool StartsNow = false, bool EndAsked = false)
+{
+    /// <summary>
+    /// The window to place when the booking is decided at <paramref name="now"/>. A booking for now starts then, not at
+    /// the second it was asked in, so GPUs released earlier in that second are free for it; it keeps its duration, or
+    /// the end it asked for.
+    /// </summary>
+    public (DateTimeOffset Start, DateTimeOffset End) WindowAt(DateTimeOffset now) =>
+        StartsNow ? (now, EndAsked ? EndAt : now + (EndAt - StartAt)) : (StartAt, EndAt);
+}
 
 /// <summary>
 /// Checks a request against the pool's rules — data, not shape, so it runs after the validator — and names the
@@ -33,8 +43,9 @@ public static class BookingRules
         var gpuCount = request.GpuCount!.Value;
         CheckGpuCount(pool, gpuCount, "gpuCount", errors);
 
-        // A booking for now starts at the current whole second, so it has begun by the time it is answered.
-        var start = TruncateToSecond(request.StartAt is { } s && s > now ? s : now);
+        // A booking for now is checked from the current whole second; it starts when it is granted (BookingSpec.WindowAt).
+        var startsNow = request.StartAt is not { } s || s <= now;
+        var start = TruncateToSecond(startsNow ? now : request.StartAt!.Value);
         if (request.StartAt is { } asked)
         {
             if (asked < now - ClockSkew)
@@ -68,7 +79,7 @@ public static class BookingRules
         }
 
         var single = request.Placement?.SingleFabricIsland ?? false;
-        return errors.Count == 0 ? (new BookingSpec(pool, tier, gpuCount, start, end, single), errors) : (null, errors);
+        return errors.Count == 0 ? (new BookingSpec(pool, tier, gpuCount, start, end, single, startsNow, request.EndAt is not null), errors) : (null, errors);
     }
 
     public static void CheckGpuCount(Pool pool, int gpuCount, string field, Dictionary<string, string[]> errors)

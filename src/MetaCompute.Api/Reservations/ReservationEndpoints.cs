@@ -115,7 +115,8 @@ public static class ReservationEndpoints
     private static async Task<Outcome> BookAsync(MetaComputeDbContext db, PoolOccupancy index, OfferingTokens tokens, NodeDirectory nodes,
         ReservationPools owners, QuotaOptions quotas, Guid tenantId, BookingSpec spec, TimeSpan? maxWait, DateTimeOffset now, CancellationToken ct)
     {
-        var (limit, peak) = Quotas.Check(db, quotas, tenantId, spec.Pool.Id, spec.StartAt, spec.EndAt, spec.GpuCount);
+        var (start, end) = spec.WindowAt(now);
+        var (limit, peak) = Quotas.Check(db, quotas, tenantId, spec.Pool.Id, start, end, spec.GpuCount);
         if (peak > limit)
         {
             return Outcome.Problem(StatusCodes.Status409Conflict, Quotas.ExceededType, "Quota exceeded",
@@ -124,7 +125,6 @@ public static class ReservationEndpoints
         }
 
         var holdback = BookingRules.HoldbackFor(spec.Pool, spec.Tier);
-        var (start, end) = (spec.StartAt, spec.EndAt);
         // A request willing to wait joins the queue behind those already waiting rather than jumping it.
         if (maxWait is { } wait && await RequestQueue.AnyWaitingAsync(db, spec.Pool.Id, ct))
         {
