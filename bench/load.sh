@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end load: the Release API on a throwaway PostgreSQL (durable settings), 32 connections booking and
-# cancelling for 60 s, then the overlap check, then a raw-SQL baseline with pgbench inserting and deleting the same
-# allocation rows with the same client count and time, in the same run. Everything is on loopback and stops itself.
-# Usage: bench/load.sh [seconds=60] [connections=32]
+# cancelling, against a raw-SQL baseline: pgbench inserting and deleting the same allocation rows with the same client
+# count. The two alternate in rounds of the same length (API, pgbench, API, pgbench, ...) on the same database, so
+# the machine's drift falls on both; the API's first round follows a 20 s warm-up that is not timed (a fresh process
+# spends its first seconds in the JIT). Then the overlap check. Everything is on loopback and stops itself.
+# Usage: bench/load.sh [seconds=60] [connections=32] [rounds=3] [warmup_seconds=20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-60}"; connections="${2:-32}"
+seconds="${1:-60}"; connections="${2:-32}"; rounds="${3:-3}"; warmup="${4:-20}"
 pool="us-ohio-1-h100"
 bin="$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")"
 dir="$(mktemp -d /tmp/metacompute-load-XXXX)"
@@ -33,19 +35,21 @@ dotnet src/MetaCompute.Api/bin/Release/net10.0/MetaCompute.Api.dll --urls "http:
 api_pid=$!
 for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$api_port/health/ready" >/dev/null && break; sleep 1; done
 
-echo "## API: book + cancel, $connections connections, $seconds s"
-dotnet bench/MetaCompute.LoadDriver/bin/Release/net10.0/MetaCompute.LoadDriver.dll "http://127.0.0.1:$api_port" mc_load_test_key "$pool" "$connections" "$seconds"
-kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=""
-
 psql_() { as_pg psql -h 127.0.0.1 -p "$port" -U postgres -d metacompute -Atc "$1"; }
-echo "overlapping_allocation_pairs=$(psql_ "SELECT count(*) FROM allocations a JOIN allocations b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period")"
-
-lease="$(psql_ "SELECT id FROM leases LIMIT 1")"
-first="$(psql_ "SELECT min(id) FROM nodes WHERE pool_id = '$pool'")"; last="$(psql_ "SELECT max(id) FROM nodes WHERE pool_id = '$pool'")"
-cat > "$dir/baseline.sql" <<SQL
-\set node random($first, $last)
-\set idx random(0, 7)
-\set off random(1, 100000000)
+driver() {
+  dotnet bench/MetaCompute.LoadDriver/bin/Release/net10.0/MetaCompute.LoadDriver.dll "http://127.0.0.1:$api_port" mc_load_test_key "$pool" \
+    "$connections" "$seconds" 1 "$1"
+}
+baseline() {
+  if [ ! -f "$dir/baseline.sql" ]; then
+    local lease first last
+    lease="$(psql_ "SELECT id FROM leases LIMIT 1")"
+    first="$(psql_ "SELECT min(id) FROM nodes WHERE pool_id = '$pool'")"; last="$(psql_ "SELECT max(id) FROM nodes WHERE pool_id = '$pool'")"
+    # Rows far in the future on the pool's GPUs, under the same exclusion constraint, inserted and deleted at once.
+    cat > "$dir/baseline.sql" <<SQL
+\\set node random($first, $last)
+\\set idx random(0, 7)
+\\set off random(1, 100000000)
 BEGIN;
 INSERT INTO allocations (lease_id, gpu_id, node_id, period) VALUES ('$lease', :node * 8 + :idx, :node,
   tstzrange(timestamptz '2030-01-01' + :off * interval '1 minute', timestamptz '2030-01-01' + (:off + 60) * interval '1 minute'));
@@ -53,7 +57,26 @@ DELETE FROM allocations WHERE lease_id = '$lease' AND gpu_id = :node * 8 + :idx
   AND lower(period) = timestamptz '2030-01-01' + :off * interval '1 minute';
 END;
 SQL
-chmod 644 "$dir/baseline.sql"
-echo "## raw SQL baseline (pgbench): insert + delete one allocation row per transaction, $connections clients, $seconds s"
-as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c "$connections" -j 2 -T "$seconds" -f "$dir/baseline.sql" metacompute \
-  | grep -E "number of transactions actually processed|latency average|tps|failed"
+    chmod 644 "$dir/baseline.sql"
+  fi
+  as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c "$connections" -j 2 -T "$seconds" -f "$dir/baseline.sql" metacompute
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+api_rates=(); sql_rates=()
+for round in $(seq 1 "$rounds"); do
+  echo "## round $round: API, book + cancel, $connections connections, $seconds s$([ "$round" = 1 ] && echo " after a $warmup s warm-up")"
+  line="$(driver "$([ "$round" = 1 ] && echo "$warmup" || echo 0)")"; echo "$line"
+  api_rates+=("$(grep -o 'reservations_per_second=[0-9.]*' <<<"$line" | cut -d= -f2)")
+  echo "## round $round: raw SQL baseline (pgbench), insert + delete one allocation row per transaction, $connections clients, $seconds s"
+  out="$(baseline)"; grep -E "number of transactions actually processed|latency average|tps|failed" <<<"$out"
+  sql_rates+=("$(grep -o 'tps = [0-9.]*' <<<"$out" | cut -d' ' -f3)")
+  echo "round_ratio=$(awk -v a="${api_rates[-1]}" -v b="${sql_rates[-1]}" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+done
+kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=""
+
+api_median="$(printf '%s\n' "${api_rates[@]}" | median)"; sql_median="$(printf '%s\n' "${sql_rates[@]}" | median)"
+echo "## summary over $rounds rounds"
+echo "api_reservations_per_second_median=$api_median pgbench_tps_median=$sql_median" \
+  "ratio_of_medians=$(awk -v a="$api_median" -v b="$sql_median" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+echo "overlapping_allocation_pairs=$(psql_ "SELECT count(*) FROM allocations a JOIN allocations b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period")"
