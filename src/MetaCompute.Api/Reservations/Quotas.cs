@@ -24,7 +24,12 @@ public static class Quotas
     public static async Task LoadAsync(MetaComputeDbContext db, string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset now,
         CancellationToken ct)
     {
-        await db.TenantQuotas.Where(q => q.PoolId == poolId && tenantIds.Contains(q.TenantId)).LoadAsync(ct);
+        await using (var limits = new NpgsqlBatch((NpgsqlConnection)db.Database.GetDbConnection()) { BatchCommands = { LimitsCommand(poolId, tenantIds) } })
+        await using (var reader = await limits.ExecuteReaderAsync(ct))
+        {
+            await AttachLimitsAsync(db, poolId, reader, ct);
+        }
+
         await LoadLiveAsync(db, poolId, tenantIds, now, ct);
     }
 

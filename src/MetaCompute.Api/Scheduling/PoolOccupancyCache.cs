@@ -32,7 +32,7 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         await entry.Gate.WaitAsync(ct);
         try
         {
-            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct, withLock ?? []);
+            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct, takeLock: true, withLock);
             return await use(entry.Index);
         }
         catch
@@ -116,9 +116,9 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     }
 
     private async Task<PoolOccupancy> CatchUpAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, PoolOccupancy? index,
-        CancellationToken ct, IReadOnlyList<LockedRead>? withLock = null)
+        CancellationToken ct, bool takeLock = false, IReadOnlyList<LockedRead>? withLock = null)
     {
-        var changes = await ReadChangesAsync(connection, poolId, index?.Version, withLock, ct);
+        var changes = await ReadChangesAsync(connection, poolId, index?.Version, takeLock, withLock ?? [], ct);
         if (index is not null)
         {
             // A gap means the log was pruned past what this index knows, and a node it has never seen was registered
@@ -146,14 +146,13 @@ public sealed class PoolOccupancyCache(TimeProvider time)
 
     /// <summary>
     /// The change-log entries after <paramref name="version"/> (none without one), in order. With
-    /// <paramref name="withLock"/> the pool's advisory lock is taken first in the same round trip, and those reads
-    /// follow: each is its own statement, so its snapshot is taken once the lock is held and sees everything the
-    /// previous holder committed.
+    /// <paramref name="takeLock"/> the pool's advisory lock is taken first in the same round trip, and the reads
+    /// <paramref name="withLock"/> follow: each is its own statement, so its snapshot is taken once the lock is held
+    /// and sees everything the previous holder committed.
     /// </summary>
-    private static async Task<List<PoolChange>> ReadChangesAsync(NpgsqlConnection connection, string poolId, long? version,
-        IReadOnlyList<LockedRead>? withLock, CancellationToken ct)
+    private static async Task<List<PoolChange>> ReadChangesAsync(NpgsqlConnection connection, string poolId, long? version, bool takeLock,
+        IReadOnlyList<LockedRead> withLock, CancellationToken ct)
     {
-        var takeLock = withLock is not null;
         await using var batch = new NpgsqlBatch(connection);
         if (takeLock)
         {
@@ -164,7 +163,7 @@ public sealed class PoolOccupancyCache(TimeProvider time)
             SELECT version, lease_id, node_id, node_allocatable, start_at, end_at, node_ids, gpu_masks, created_at
             FROM pool_changes WHERE pool_id = $1 AND version > $2 ORDER BY version
             """) { Parameters = { new() { Value = poolId }, new() { Value = version ?? long.MaxValue } } });
-        foreach (var read in withLock ?? [])
+        foreach (var read in withLock)
         {
             batch.BatchCommands.Add(read.Command);
         }
@@ -193,7 +192,7 @@ public sealed class PoolOccupancyCache(TimeProvider time)
             });
         }
 
-        foreach (var read in withLock ?? [])
+        foreach (var read in withLock)
         {
             await reader.NextResultAsync(ct);
             await read.ReadAsync(reader, ct);
