@@ -84,6 +84,8 @@ public sealed class ErrorTests(ApiFactory api) : IClassFixture<ApiFactory>
         var errors = (await query.AssertProblemAsync(HttpStatusCode.BadRequest, Problems.ValidationFailedType)).GetProperty("errors");
         Assert.True(errors.TryGetProperty("limit", out _));
         Assert.True(errors.TryGetProperty("pageToken", out _));
+        // Messages name the field as the client sent it, not as a C# property split into words.
+        Assert.StartsWith("'limit'", errors.GetProperty("limit")[0].GetString());
     }
 
     [Fact]

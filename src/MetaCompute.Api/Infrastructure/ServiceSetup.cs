@@ -43,11 +43,13 @@ public static class ServiceSetup
         services.AddExceptionHandler<ProblemExceptionHandler>();
         // Validators hold no state, and building one compiles its rules' expressions: build each once.
         services.AddValidatorsFromAssemblyContaining<ValidationFilter>(ServiceLifetime.Singleton, includeInternalTypes: true);
-        // Field names as the JSON has them: camelCase, nested ones dotted (rules.minGpus).
+        // Field names as the JSON has them, in the errors' keys and in their messages ('poolId' must not be empty):
+        // camelCase, nested ones dotted (rules.minGpus).
         ValidatorOptions.Global.PropertyNameResolver = (_, member, expression) =>
             expression is not null && PropertyChain.FromExpression(expression).ToString() is { Length: > 0 } chain
                 ? string.Join('.', chain.Split('.').Select(JsonNamingPolicy.CamelCase.ConvertName))
                 : member is null ? null : JsonNamingPolicy.CamelCase.ConvertName(member.Name);
+        ValidatorOptions.Global.DisplayNameResolver = ValidatorOptions.Global.PropertyNameResolver;
 
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
         services.AddSingleton<ApiKeyCache>();
