@@ -15,8 +15,9 @@ namespace MetaCompute.Api.Idempotency;
 
 /// <summary>
 /// What a mutating use case answered: stored with the key, and replayed for the same key and body. Effects add their
-/// entities without saving and return their allocation writes; the decider saves the whole batch with the key rows
-/// at once, then sends every request's <see cref="Writes"/> in one round trip (they refer to the saved leases).
+/// entities without saving and return their allocation writes; the decider saves the batch's reservations and leases at
+/// once, then sends every request's <see cref="Writes"/> (they refer to the saved leases) with the batch's events and key
+/// rows and its commit in one round trip.
 /// </summary>
 public sealed record Outcome(int Status, object Body, string? Location = null, IReadOnlyList<NpgsqlBatchCommand>? Writes = null)
 {

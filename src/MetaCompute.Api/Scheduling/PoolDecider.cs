@@ -108,6 +108,8 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         // Each quota check reads the unit of work, and EF would scan every tracked entity for changes on each read;
         // the requests change entities only through their own objects, so one scan before the save is enough.
         db.ChangeTracker.AutoDetectChangesEnabled = false;
+        // The batch commits by sending COMMIT with its last writes, one round trip fewer than tx.Commit; Npgsql then sees
+        // the transaction completed, so disposing it rolls nothing back. On any failure before that, disposal rolls back.
         await using var tx = await db.Database.BeginTransactionAsync();
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         // What the batch's requests read first, sent with the pool's lock in one round trip: their keys' states and
@@ -152,14 +154,19 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                     }
                 }
 
-                // One save for the whole batch (reservations, leases, events, key rows), then every allocation write
-                // and, in the same round trip, the change-log version they leave.
+                // One save for the whole batch's reservations and leases, then, in one round trip, its events and key
+                // rows, every allocation write, the change-log version they leave and the commit.
                 db.ChangeTracker.DetectChanges();
-                await db.SaveChangesAsync();
-                if (writes.BatchCommands.Count > 0)
+                foreach (var command in AppendOnlyRows.Take(db))
                 {
-                    writes.BatchCommands.Add(PoolOccupancyCache.VersionCommand(poolId));
-                    await using var results = await writes.ExecuteReaderAsync();
+                    writes.BatchCommands.Add(command);
+                }
+
+                await db.SaveChangesAsync();
+                writes.BatchCommands.Add(PoolOccupancyCache.VersionCommand(poolId));
+                writes.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+                await using (var results = await writes.ExecuteReaderAsync())
+                {
                     do
                     {
                         if (results.FieldCount > 0 && await results.ReadAsync())
@@ -176,7 +183,8 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                 throw new RequestFailedException(e);
             }
 
-            await PoolOccupancyCache.CommitAsync(db, tx, poolId, index, CancellationToken.None, version);
+            // Committed with the last writes: the index now reflects the change log up to what this batch wrote.
+            index.Version = version!.Value;
             return answered;
         }, CancellationToken.None, withLock);
     }

@@ -60,7 +60,7 @@ public sealed class PoolOccupancyCache(TimeProvider time)
 
     /// <summary>
     /// The command that reads the pool's change-log version; a caller that already sends a batch of writes appends it
-    /// and passes what it read to <see cref="CommitAsync"/>, saving a round trip under the pool's lock.
+    /// (and its COMMIT) and records what it read as the index's version, saving round trips under the pool's lock.
     /// </summary>
     public static NpgsqlBatchCommand VersionCommand(string poolId) =>
         new("SELECT coalesce(max(version), 0) FROM pool_changes WHERE pool_id = $1") { Parameters = { new NpgsqlParameter { Value = poolId } } };
