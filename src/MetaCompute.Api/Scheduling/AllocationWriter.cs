@@ -72,7 +72,8 @@ public static class AllocationWriter
             SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7 FROM pool_changes WHERE pool_id = $1
             """, poolId, leaseId, start, end, gpus.Select(g => g.NodeId).ToArray(), gpus.Select(g => (short)g.Mask).ToArray(), now);
 
-    private static NpgsqlBatchCommand Command(string sql, params object[] values)
+    /// <summary>A batch command with positional parameters ($1, $2, ...) in the order given.</summary>
+    internal static NpgsqlBatchCommand Command(string sql, params object[] values)
     {
         var command = new NpgsqlBatchCommand(sql);
         foreach (var value in values)

@@ -154,19 +154,32 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                     }
                 }
 
-                // One save for the whole batch's reservations and leases, then, in one round trip, its events and key
-                // rows, every allocation write, the change-log version they leave and the commit.
+                // One round trip for the whole batch's writes: its reservations and leases, every allocation write
+                // (they refer to the leases), its events and key rows, the change-log version it leaves, and COMMIT. A
+                // batch that also changed something else (a refund's charge, a recall) has EF save all but its events and
+                // key rows first, in a round trip of its own.
                 db.ChangeTracker.DetectChanges();
-                foreach (var command in AppendOnlyRows.Take(db))
+                var (before, after) = BatchRows.Take(db);
+                if (db.ChangeTracker.HasChanges())
+                {
+                    await db.SaveChangesAsync();
+                }
+
+                for (var i = 0; i < before.Count; i++)
+                {
+                    writes.BatchCommands.Insert(i, before[i]);
+                }
+
+                foreach (var command in after)
                 {
                     writes.BatchCommands.Add(command);
                 }
 
-                await db.SaveChangesAsync();
                 writes.BatchCommands.Add(PoolOccupancyCache.VersionCommand(poolId));
                 writes.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
                 await using (var results = await writes.ExecuteReaderAsync())
                 {
+                    // The version is the last result with a row (a row-count check before it returns one too).
                     do
                     {
                         if (results.FieldCount > 0 && await results.ReadAsync())

@@ -1,0 +1,69 @@
+using MetaCompute.Api.Data;
+using MetaCompute.Api.Scheduling;
+using MetaCompute.Api.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Npgsql;
+
+namespace MetaCompute.Api.Tests;
+
+/// <summary>The decider's own statements for the rows EF would otherwise save: complete, and as strict as EF's save.</summary>
+public sealed class BatchRowsTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    [Fact]
+    public async Task The_statements_write_every_column_ef_maps()
+    {
+        var (reservations, leases, events, keys) = await api.WithDbAsync(db => Task.FromResult((
+            Columns<Reservation>(db), Columns<Lease>(db), Columns<Event>(db), Columns<IdempotencyRecord>(db))));
+
+        // xmin is the row version PostgreSQL sets itself; an event's id is its identity.
+        Assert.Equal(reservations.Order(), BatchRows.ReservationColumns.Append("xmin").Order());
+        Assert.Equal(leases.Order(), BatchRows.LeaseColumns.Order());
+        Assert.Equal(events.Order(), BatchRows.EventColumns.Append("id").Order());
+        Assert.Equal(keys.Order(), BatchRows.KeyColumns.Order());
+    }
+
+    [Fact]
+    public async Task A_reservation_changed_since_it_was_read_fails_the_batch_as_a_serialization_failure()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var booked = await (await client.ReserveAsync(new { poolId = "us-ohio-1-h100", gpuCount = 1, durationHours = 1 })).ReadReservationAsync();
+        var id = Guid.Parse(booked.Id);
+
+        var failure = await api.WithDbAsync(async db =>
+        {
+            var reservation = await db.Reservations.SingleAsync(r => r.Id == id);
+            // Someone else changes the row after this unit of work read it.
+            await using (var other = await api.OpenConnectionAsync())
+            await using (var touch = new NpgsqlCommand("UPDATE reservations SET updated_at = updated_at WHERE id = $1", other))
+            {
+                touch.Parameters.Add(new NpgsqlParameter { Value = id });
+                await touch.ExecuteNonQueryAsync();
+            }
+
+            reservation.Status = ReservationStatus.Cancelled;
+            db.ChangeTracker.DetectChanges();
+            var (before, _) = BatchRows.Take(db);
+            var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+            await connection.OpenAsync();
+            await using var batch = new NpgsqlBatch(connection);
+            foreach (var command in before)
+            {
+                batch.BatchCommands.Add(command);
+            }
+
+            return await Assert.ThrowsAsync<PostgresException>(() => batch.ExecuteNonQueryAsync());
+        });
+
+        Assert.Equal(PostgresErrorCodes.SerializationFailure, failure.SqlState);
+        Assert.Equal("Scheduled", await api.ScalarAsync<string>("SELECT status FROM reservations WHERE id = $1", id));
+    }
+
+    private static string[] Columns<T>(MetaComputeDbContext db)
+    {
+        var entity = db.Model.FindEntityType(typeof(T))!;
+        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        return entity.GetProperties().Select(p => p.GetColumnName(table)!).ToArray();
+    }
+}
