@@ -5,11 +5,11 @@ using Npgsql;
 namespace MetaCompute.Api.Scheduling;
 
 /// <summary>
-/// The raw SQL behind allocation changes, as commands the pool's decider sends in one round trip for its whole batch
-/// once the batch's reservations and leases are saved. Each change writes the allocation rows (the exclusion
-/// constraint checks them) and appends the lease's new hold to the pool's change log. The caller applies the same hold
-/// to the pool's index when it decides, so later decisions of the batch see it. The pool's lock is held, so the change
-/// log's max(version) + 1 cannot race; its primary key would refuse a duplicate.
+/// The raw SQL behind allocation changes, as commands the pool's decider sends in one round trip for its whole batch,
+/// after the statements that write the batch's reservations and leases. Each change writes the allocation rows (the
+/// exclusion constraint checks them) and appends the lease's new hold to the pool's change log. The caller applies the
+/// same hold to the pool's index when it decides, so later decisions of the batch see it. The pool's lock is held, so
+/// the change log's max(version) + 1 cannot race; its primary key would refuse a duplicate.
 /// </summary>
 public static class AllocationWriter
 {
