@@ -6,7 +6,8 @@ using System.Text.Json;
 
 // An HTTP load driver: each of N connections books a reservation (with its own Idempotency-Key), then cancels it,
 // for a fixed time, against a loopback MetaCompute. The same workload runs first for a warm-up that is not counted:
-// a fresh process spends its first seconds compiling (tiered JIT), which is not the service's steady rate. Usage:
+// a fresh process spends its first seconds compiling (tiered JIT), which is not the service's steady rate. It also
+// reports how busy the machine's cores were over the timed run (Linux). Usage:
 //   MetaCompute.LoadDriver <baseUrl> <apiKey> <poolId> [connections=32] [seconds=60] [gpuCount=1] [warmupSeconds=20]
 if (args.Length < 3)
 {
@@ -41,9 +42,11 @@ if (warmupSeconds > 0)
 
 var bookLatencies = new List<double>[connections];
 var statuses = new Dictionary<int, int>[connections];
+var cpuBefore = CpuTimes();
 var clock = Stopwatch.StartNew();
 await RunAsync(TimeSpan.FromSeconds(seconds), bookLatencies, statuses);
 var wall = clock.Elapsed.TotalSeconds;
+var cpuBusy = CpuBusyShare(cpuBefore, CpuTimes());
 
 var all = bookLatencies.SelectMany(l => l).Order().ToArray();
 var warmupErrors = warmupStatuses.Where(s => s is not null).SelectMany(s => s).Where(kv => kv.Key >= 500).Sum(kv => kv.Value);
@@ -51,7 +54,8 @@ var byStatus = statuses.SelectMany(s => s).GroupBy(kv => kv.Key).ToDictionary(g 
 Console.WriteLine($"connections={connections} seconds={wall:F1} reservations={all.Length} reservations_per_second={all.Length / wall:F1} " +
                   $"book_p50_ms={P(0.50):F2} book_p99_ms={P(0.99):F2} " +
                   $"status_counts={string.Join(',', byStatus.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}:{kv.Value}"))} " +
-                  $"server_errors={byStatus.Where(kv => kv.Key >= 500).Sum(kv => kv.Value)} warmup_seconds={warmupSeconds} warmup_server_errors={warmupErrors}");
+                  $"server_errors={byStatus.Where(kv => kv.Key >= 500).Sum(kv => kv.Value)} warmup_seconds={warmupSeconds} warmup_server_errors={warmupErrors}" +
+                  (cpuBusy is { } busy ? $" cpu_busy={100 * busy:F1}%" : ""));
 return 0;
 
 async Task RunAsync(TimeSpan length, List<double>[] bookLatencies, Dictionary<int, int>[] statuses)
@@ -77,6 +81,23 @@ async Task RunAsync(TimeSpan length, List<double>[] bookLatencies, Dictionary<in
         }
     }));
 }
+
+// The machine's CPU time so far (all cores, in clock ticks) and the idle part of it, from Linux's /proc/stat; the
+// share busy over the timed run says whether the machine or a wait set the rate.
+static (long Total, long Idle)? CpuTimes()
+{
+    if (!File.Exists("/proc/stat"))
+    {
+        return null;
+    }
+
+    var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8).Select(long.Parse).ToArray();
+    // user nice system idle iowait irq softirq steal
+    return (fields.Sum(), fields[3] + fields[4]);
+}
+
+static double? CpuBusyShare((long Total, long Idle)? before, (long Total, long Idle)? after) =>
+    before is { } b && after is { } a && a.Total > b.Total ? 1 - (double)(a.Idle - b.Idle) / (a.Total - b.Total) : null;
 
 double P(double q) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)Math.Ceiling(q * all.Length) - 1)];
 
