@@ -15,9 +15,9 @@ namespace MetaCompute.Api.Idempotency;
 
 /// <summary>
 /// What a mutating use case answered: stored with the key, and replayed for the same key and body. Effects add their
-/// entities without saving and return their allocation writes; the decider saves the batch's reservations and leases at
-/// once, then sends every request's <see cref="Writes"/> (they refer to the saved leases) with the batch's events and key
-/// rows and its commit in one round trip.
+/// entities without saving and return their allocation writes; the decider sends the batch's reservations and leases,
+/// then every request's <see cref="Writes"/> (they refer to those leases), then the batch's events and key rows and its
+/// commit, all in one round trip (Scheduling/BatchRows).
 /// </summary>
 public sealed record Outcome(int Status, object Body, string? Location = null, IReadOnlyList<NpgsqlBatchCommand>? Writes = null)
 {

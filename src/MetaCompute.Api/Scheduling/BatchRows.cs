@@ -9,7 +9,8 @@ namespace MetaCompute.Api.Scheduling;
 /// Writes a batch's unit of work as a few multi-row statements that travel with its allocation writes and its COMMIT,
 /// instead of EF's save: one statement per row and a round trip of its own under the pool's lock. Bookings,
 /// cancellations and extensions change only reservations, leases, events and key rows; a batch that changed anything
-/// else (a refund's charge, a recall) is saved by EF as before, and only its events and key rows are taken here.
+/// else (a refund's charge, a recall) or deleted a row is saved by EF as before, and only its events and key rows are
+/// taken here.
 /// A test checks that the statements name every column EF maps.
 /// </summary>
 public static class BatchRows
@@ -63,7 +64,10 @@ public static class BatchRows
         }
 
         var before = new List<NpgsqlBatchCommand>();
-        if (db.ChangeTracker.Entries().Any(e => e.State is EntityState.Added or EntityState.Modified or EntityState.Deleted
+        // A deletion, or a change to any other kind of row, leaves the reservations and leases to EF, which orders the
+        // whole save by its foreign keys.
+        if (db.ChangeTracker.Entries().Any(e => e.State == EntityState.Deleted
+                                                || e.State is EntityState.Added or EntityState.Modified
                                                 && e.Entity is not (Reservation or Lease or Event or IdempotencyRecord)))
         {
             Detach(taken);
