@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end load: the Release API on a throwaway PostgreSQL (durable settings), 32 connections booking and
-# cancelling, against a raw-SQL baseline: pgbench inserting and deleting the same allocation rows with the same client
-# count. The two alternate in rounds of the same length (API, pgbench, API, pgbench, ...) on the same database, so
+# cancelling, against a raw-SQL baseline: pgbench writing the same allocation rows with the same client count and the
+# same commits (one per request), and, for comparison with earlier runs, pgbench inserting and deleting a row in one
+# transaction. They alternate in rounds of the same length (API, pgbench, pgbench, API, ...) on the same database, so
 # the machine's drift falls on both; the API's first round follows a 20 s warm-up that is not timed (a fresh process
 # spends its first seconds in the JIT). Then the overlap check. Everything is on loopback and stops itself.
 # Usage: bench/load.sh [seconds=60] [connections=32] [rounds=3] [warmup_seconds=20]
@@ -41,12 +42,24 @@ driver() {
     "$connections" "$seconds" 1 "$1"
 }
 baseline() {
-  if [ ! -f "$dir/baseline.sql" ]; then
-    local lease first last
-    lease="$(psql_ "SELECT id FROM leases LIMIT 1")"
+  if [ ! -f "$dir/requests.sql" ]; then
+    local lease kept first last
+    # Two of the API's leases to hang rows on: one for the rows "pair" deletes, one for those "requests" keeps.
+    lease="$(psql_ "SELECT id FROM leases ORDER BY id LIMIT 1")"; kept="$(psql_ "SELECT id FROM leases ORDER BY id LIMIT 1 OFFSET 1")"
     first="$(psql_ "SELECT min(id) FROM nodes WHERE pool_id = '$pool'")"; last="$(psql_ "SELECT max(id) FROM nodes WHERE pool_id = '$pool'")"
-    # Rows far in the future on the pool's GPUs, under the same exclusion constraint, inserted and deleted at once.
-    cat > "$dir/baseline.sql" <<SQL
+    # "requests" commits what the API's two requests commit: the booking inserts an allocation row starting now, and
+    # the cancellation (after the start) cuts its period at that moment and keeps the row, each in a transaction of
+    # its own. Each client's rows sit on a GPU of its own of the pool (the API's best fit packs such bookings together
+    # too), ten years ahead, so they never overlap one another or the API's; the UPDATE finds the row by its key.
+    cat > "$dir/requests.sql" <<SQL
+\\set gpu $first * 8 + :client_id
+INSERT INTO allocations (lease_id, gpu_id, node_id, period) VALUES ('$kept', :gpu, :gpu / 8,
+  tstzrange(clock_timestamp() + interval '10 years', clock_timestamp() + interval '10 years 1 hour')) RETURNING id \\gset
+UPDATE allocations SET period = tstzrange(lower(period), clock_timestamp() + interval '10 years') WHERE id = :id;
+SQL
+    # "pair", the baseline of earlier runs: a row far in the future on a random GPU of the pool, inserted and deleted
+    # in one transaction, so one commit per reservation instead of two.
+    cat > "$dir/pair.sql" <<SQL
 \\set node random($first, $last)
 \\set idx random(0, 7)
 \\set off random(1, 100000000)
@@ -57,26 +70,31 @@ DELETE FROM allocations WHERE lease_id = '$lease' AND gpu_id = :node * 8 + :idx
   AND lower(period) = timestamptz '2030-01-01' + :off * interval '1 minute';
 END;
 SQL
-    chmod 644 "$dir/baseline.sql"
+    chmod 644 "$dir/requests.sql" "$dir/pair.sql"
   fi
-  as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c "$connections" -j 2 -T "$seconds" -f "$dir/baseline.sql" metacompute
+  as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c "$connections" -j 2 -T "$seconds" -f "$dir/$1.sql" metacompute
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
-api_rates=(); sql_rates=()
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+api_rates=(); request_rates=(); pair_rates=()
 for round in $(seq 1 "$rounds"); do
   echo "## round $round: API, book + cancel, $connections connections, $seconds s$([ "$round" = 1 ] && echo " after a $warmup s warm-up")"
   line="$(driver "$([ "$round" = 1 ] && echo "$warmup" || echo 0)")"; echo "$line"
   api_rates+=("$(grep -o 'reservations_per_second=[0-9.]*' <<<"$line" | cut -d= -f2)")
-  echo "## round $round: raw SQL baseline (pgbench), insert + delete one allocation row per transaction, $connections clients, $seconds s"
-  out="$(baseline)"; grep -E "number of transactions actually processed|latency average|tps|failed" <<<"$out"
-  sql_rates+=("$(grep -o 'tps = [0-9.]*' <<<"$out" | cut -d' ' -f3)")
-  echo "round_ratio=$(awk -v a="${api_rates[-1]}" -v b="${sql_rates[-1]}" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+  echo "## round $round: raw SQL baseline (pgbench), per request: insert one allocation row, commit; cut its period, commit; $connections clients, $seconds s"
+  out="$(baseline requests)"; grep -E "number of transactions actually processed|latency average|tps|failed" <<<"$out"
+  request_rates+=("$(grep -o 'tps = [0-9.]*' <<<"$out" | cut -d' ' -f3)")
+  echo "## round $round: raw SQL pair (pgbench, earlier runs' baseline): insert and delete one allocation row in one transaction"
+  out="$(baseline pair)"; grep -E "number of transactions actually processed|latency average|tps|failed" <<<"$out"
+  pair_rates+=("$(grep -o 'tps = [0-9.]*' <<<"$out" | cut -d' ' -f3)")
+  echo "round_ratio=$(ratio "${api_rates[-1]}" "${request_rates[-1]}") round_ratio_to_pair=$(ratio "${api_rates[-1]}" "${pair_rates[-1]}")"
 done
 kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=""
 
-api_median="$(printf '%s\n' "${api_rates[@]}" | median)"; sql_median="$(printf '%s\n' "${sql_rates[@]}" | median)"
+api_median="$(printf '%s\n' "${api_rates[@]}" | median)"
+request_median="$(printf '%s\n' "${request_rates[@]}" | median)"; pair_median="$(printf '%s\n' "${pair_rates[@]}" | median)"
 echo "## summary over $rounds rounds"
-echo "api_reservations_per_second_median=$api_median pgbench_tps_median=$sql_median" \
-  "ratio_of_medians=$(awk -v a="$api_median" -v b="$sql_median" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+echo "api_reservations_per_second_median=$api_median pgbench_per_request_tps_median=$request_median pgbench_pair_tps_median=$pair_median" \
+  "ratio_of_medians=$(ratio "$api_median" "$request_median") ratio_of_medians_to_pair=$(ratio "$api_median" "$pair_median")"
 echo "overlapping_allocation_pairs=$(psql_ "SELECT count(*) FROM allocations a JOIN allocations b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period")"
