@@ -16,10 +16,10 @@ namespace MetaCompute.Api.Idempotency;
 /// <summary>
 /// What a mutating use case answered: stored with the key, and replayed for the same key and body. Effects add their
 /// entities without saving and return their allocation writes; the decider sends the batch's reservations and leases,
-/// then every request's <see cref="Writes"/> (they refer to those leases), then the batch's events and key rows and its
-/// commit, all in one round trip (Scheduling/BatchRows).
+/// then every request's <see cref="Writes"/> (their rows refer to those leases; Scheduling/AllocationWriter merges them
+/// into a few statements), then the batch's events and key rows and its commit, all in one round trip.
 /// </summary>
-public sealed record Outcome(int Status, object Body, string? Location = null, IReadOnlyList<NpgsqlBatchCommand>? Writes = null)
+public sealed record Outcome(int Status, object Body, string? Location = null, IReadOnlyList<AllocationWrite>? Writes = null)
 {
     public static Outcome Problem(int status, string type, string title, string detail, IDictionary<string, object?>? extensions = null)
     {
@@ -113,7 +113,7 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     /// request of the same batch with the same key), else run the effect and add the key row to the batch's unit of
     /// work, which the decider saves once for the whole batch.
     /// </summary>
-    internal static async Task<(IResult Result, IReadOnlyList<NpgsqlBatchCommand>? Writes)> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index,
+    internal static async Task<(IResult Result, IReadOnlyList<AllocationWrite>? Writes)> ExecuteAsync(MetaComputeDbContext db, PoolOccupancy index,
         PoolWork work, KeyState state, Dictionary<(Guid, string), StoredAnswer> answeredInBatch, DateTimeOffset now, JsonSerializerOptions json,
         CancellationToken ct)
     {

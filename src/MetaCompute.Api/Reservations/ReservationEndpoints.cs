@@ -133,7 +133,7 @@ public static class ReservationEndpoints
 
         var decision = Allocator.Decide(index, new PlacementRequest(spec.GpuCount, start, end, spec.SingleFabricIsland, holdback));
         var placement = decision.Placement;
-        IReadOnlyList<Npgsql.NpgsqlBatchCommand> recallWrites = [];
+        IReadOnlyList<AllocationWrite> recallWrites = [];
         if (placement is null && spec.Tier == ReservationTier.Internal
             && await SpotRecalls.TryAsync(db, index, spec, now, ct) is { } recall)
         {
@@ -154,9 +154,9 @@ public static class ReservationEndpoints
         db.Reservations.Add(reservation);
         // Its id reaches the tenant only in the answer, which is sent after the commit: remembering it now is safe.
         owners.Remember(reservation.Id, tenantId, spec.Pool.Id);
-        var (hold, writes) = LeaseGrants.Grant(db, index, reservation, placement, now, queuedSince: null);
+        var (hold, write) = LeaseGrants.Grant(db, index, reservation, placement, now, queuedSince: null);
         var response = await ReservationViews.FromHoldAsync(db, nodes, reservation, hold, ct);
-        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}", [.. recallWrites, .. writes]);
+        return new Outcome(StatusCodes.Status201Created, response, $"/v1/reservations/{reservation.Id}", [.. recallWrites, write]);
     }
 
     /// <summary>The share of the pool's open GPUs busy at <paramref name="at"/>.</summary>
@@ -282,16 +282,16 @@ public static class ReservationEndpoints
             var lease = reservation.Lease;
             var hold = index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} is missing from its pool's index.");
             var beforeStart = now < reservation.StartAt;
-            IReadOnlyList<Npgsql.NpgsqlBatchCommand> writes;
+            AllocationWrite write;
             if (beforeStart)
             {
                 index.RemoveLease(lease.Id);
-                writes = AllocationWriter.Delete(poolId, lease.Id, now);
+                write = AllocationWriter.Delete(lease.Id, now);
             }
             else
             {
                 index.SetLease(hold with { End = now });
-                writes = AllocationWriter.SetEnd(poolId, hold, now, now);
+                write = AllocationWriter.SetEnd(hold, now, now);
                 lease.EndAt = now;
             }
 
@@ -319,7 +319,7 @@ public static class ReservationEndpoints
                 refund,
             });
             return new Outcome(StatusCodes.Status200OK,
-                await ReservationViews.FromHoldAsync(db, nodes, reservation, beforeStart ? null : hold with { End = now }, ct), Writes: writes);
+                await ReservationViews.FromHoldAsync(db, nodes, reservation, beforeStart ? null : hold with { End = now }, ct), Writes: [write]);
         }, reservationId);
     }
 
@@ -403,7 +403,7 @@ public static class ReservationEndpoints
                     additionalHours = request.AdditionalHours,
                 });
                 return new Outcome(StatusCodes.Status200OK, await ReservationViews.FromHoldAsync(db, nodes, reservation, hold with { End = newEnd }, ct),
-                    Writes: AllocationWriter.SetEnd(pool.Id, hold, newEnd, now));
+                    Writes: [AllocationWriter.SetEnd(hold, newEnd, now)]);
             }
         }, reservationId);
     }

@@ -3,7 +3,6 @@ using MetaCompute.Api.Data;
 using MetaCompute.Api.Events;
 using MetaCompute.Api.Infrastructure;
 using MetaCompute.Scheduling;
-using Npgsql;
 
 namespace MetaCompute.Api.Scheduling;
 
@@ -11,11 +10,11 @@ public static class LeaseGrants
 {
     /// <summary>
     /// Gives a reservation its lease on the placed GPUs over its window: the lease, the <c>reservation.scheduled</c>
-    /// event, the hold in the pool's index (so the next decision under the same lock sees it) and the allocation rows
-    /// to write once the lease is saved (they reference it). For a request admitted from the queue,
+    /// event, the hold in the pool's index (so the next decision under the same lock sees it) and the allocation write
+    /// to send once the lease is written (its rows reference it). For a request admitted from the queue,
     /// <paramref name="queuedSince"/> says since when it waited.
     /// </summary>
-    public static (LeaseHold Hold, IReadOnlyList<NpgsqlBatchCommand> Writes) Grant(MetaComputeDbContext db, PoolOccupancy index, Reservation reservation,
+    public static (LeaseHold Hold, AllocationWrite Write) Grant(MetaComputeDbContext db, PoolOccupancy index, Reservation reservation,
         Placement placement, DateTimeOffset now, DateTimeOffset? queuedSince)
     {
         var lease = new Lease
@@ -43,6 +42,6 @@ public static class LeaseGrants
         });
         var hold = new LeaseHold(lease.Id, lease.StartAt, lease.EndAt, placement.Gpus);
         index.SetLease(hold);
-        return (hold, AllocationWriter.Insert(reservation.PoolId, lease.Id, lease.StartAt, lease.EndAt, placement.Gpus, now));
+        return (hold, AllocationWriter.Insert(lease.Id, lease.StartAt, lease.EndAt, placement.Gpus, now));
     }
 }

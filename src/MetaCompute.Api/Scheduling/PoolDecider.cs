@@ -129,6 +129,7 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             var answered = new List<(PoolWork Work, IResult Result)>();
             await using var writes = new NpgsqlBatch(connection, (NpgsqlTransaction)tx.GetDbTransaction());
             var answeredInBatch = new Dictionary<(Guid, string), StoredAnswer>();
+            var allocationWrites = new List<AllocationWrite>();
             long? version = null;
             try
             {
@@ -148,14 +149,11 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                     var (result, requestWrites) = await IdempotentRequest.ExecuteAsync(db, index, batch[i], keys[i], answeredInBatch, now,
                         json.Value.SerializerOptions, CancellationToken.None);
                     answered.Add((batch[i], result));
-                    foreach (var command in requestWrites ?? [])
-                    {
-                        writes.BatchCommands.Add(command);
-                    }
+                    allocationWrites.AddRange(requestWrites ?? []);
                 }
 
-                // One round trip for the whole batch's writes: its reservations and leases, every allocation write
-                // (they refer to the leases), its events and key rows, the change-log version it leaves, and COMMIT. A
+                // One round trip for the whole batch's writes: its reservations and leases, its allocation writes (a few
+                // statements for the whole batch; their rows refer to the leases), its events and key rows, the change-log version it leaves, and COMMIT. A
                 // batch that also changed something else (a refund's charge, a recall) has EF save all but its events and
                 // key rows first, in a round trip of its own.
                 db.ChangeTracker.DetectChanges();
@@ -165,12 +163,7 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                     await db.SaveChangesAsync();
                 }
 
-                for (var i = 0; i < before.Count; i++)
-                {
-                    writes.BatchCommands.Insert(i, before[i]);
-                }
-
-                foreach (var command in after)
+                foreach (var command in before.Concat(AllocationWriter.Commands(poolId, allocationWrites)).Concat(after))
                 {
                     writes.BatchCommands.Add(command);
                 }

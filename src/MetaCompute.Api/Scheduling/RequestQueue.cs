@@ -86,7 +86,7 @@ public static class RequestQueue
             .OrderBy(r => TierRank(r.Tier)).ThenBy(r => share[r.TenantId]).ThenBy(r => r.CreatedAt).ThenBy(r => r.Id)
             .ToList();
 
-        var writes = new List<NpgsqlBatchCommand>();
+        var writes = new List<AllocationWrite>();
         var admitted = 0;
         var byId = queue.ToDictionary(r => r.Id);
         var startNow = BookingRules.StartAtOrAfter(null, now);
@@ -106,7 +106,7 @@ public static class RequestQueue
                 request.EndAt = start + q.Duration;
                 request.TotalPrice = Pricing.Total(request.PricePerGpuHour, request.GpuCount, request.StartAt, request.EndAt);
                 request.UpdatedAt = now;
-                writes.AddRange(LeaseGrants.Grant(db, index, request, placement, now, queuedSince: request.CreatedAt).Writes);
+                writes.Add(LeaseGrants.Grant(db, index, request, placement, now, queuedSince: request.CreatedAt).Write);
                 admitted++;
             });
 
@@ -125,7 +125,7 @@ public static class RequestQueue
             request.TotalPrice = Pricing.Total(request.PricePerGpuHour, request.GpuCount, request.StartAt, request.EndAt);
             request.UpdatedAt = now;
             writes.AddRange(recall.Writes);
-            writes.AddRange(LeaseGrants.Grant(db, index, request, recall.Placement, now, queuedSince: request.CreatedAt).Writes);
+            writes.Add(LeaseGrants.Grant(db, index, request, recall.Placement, now, queuedSince: request.CreatedAt).Write);
             admitted++;
         }
 
@@ -133,7 +133,7 @@ public static class RequestQueue
         if (writes.Count > 0)
         {
             await using var batch = new NpgsqlBatch((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction)tx.GetDbTransaction());
-            foreach (var command in writes)
+            foreach (var command in AllocationWriter.Commands(poolId, writes))
             {
                 batch.BatchCommands.Add(command);
             }

@@ -3,12 +3,11 @@ using MetaCompute.Api.Events;
 using MetaCompute.Api.Reservations;
 using MetaCompute.Scheduling;
 using Microsoft.EntityFrameworkCore;
-using Npgsql;
 
 namespace MetaCompute.Api.Scheduling;
 
 /// <summary>The first-party request's new window (it starts when the notice ends) and what the recall writes.</summary>
-public sealed record RecallOutcome(DateTimeOffset Start, DateTimeOffset End, Placement Placement, IReadOnlyList<NpgsqlBatchCommand> Writes);
+public sealed record RecallOutcome(DateTimeOffset Start, DateTimeOffset End, Placement Placement, IReadOnlyList<AllocationWrite> Writes);
 
 /// <summary>
 /// First-party demand that finds no free capacity takes GPUs back from spot leases: each victim gets a
@@ -38,16 +37,15 @@ public static class SpotRecalls
             return null;
         }
 
-        var writes = new List<NpgsqlBatchCommand>();
+        var writes = new List<AllocationWrite>();
         foreach (var leaseId in plan.Victims)
         {
             var victim = byLease[leaseId];
             var lease = victim.Lease!;
             var neverStarted = lease.StartAt >= recallAt;
-            writes.AddRange(neverStarted
-                ? AllocationWriter.Delete(spec.Pool.Id, lease.Id, now)
-                : AllocationWriter.SetEnd(spec.Pool.Id, index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} left the index."),
-                    recallAt, now));
+            writes.Add(neverStarted
+                ? AllocationWriter.Delete(lease.Id, now)
+                : AllocationWriter.SetEnd(index.Lease(lease.Id) ?? throw new InvalidOperationException($"Lease {lease.Id} left the index."), recallAt, now));
             victim.RecallAt = recallAt;
             if (!neverStarted)
             {
