@@ -45,7 +45,10 @@ public sealed class AllocationWriterTests(ApiFactory api) : IClassFixture<ApiFac
         var versionBefore = await api.ScalarAsync<long>("SELECT max(version) FROM pool_changes WHERE pool_id = $1", Pool);
 
         await ExecuteAsync(AllocationWriter.Commands(Pool,
-            [AllocationWriter.SetEnd(twice, extended.End, now), AllocationWriter.SetEnd(extended, cancelledAt, now), AllocationWriter.Delete(gone.LeaseId, now)]));
+        [
+            AllocationWriter.SetEnd(twice, extended.End, now), AllocationWriter.SetEnd(extended, cancelledAt, now),
+            AllocationWriter.Delete(gone.LeaseId, now),
+        ]));
 
         Assert.Equal(Show(twice with { End = cancelledAt }), Show(await HoldOfAsync(twice.LeaseId)));
         Assert.Equal(0L, await api.ScalarAsync<long>("SELECT count(*) FROM allocations WHERE lease_id = $1", gone.LeaseId));
@@ -114,7 +117,10 @@ public sealed class AllocationWriterTests(ApiFactory api) : IClassFixture<ApiFac
         await using var tx = await connection.BeginTransactionAsync();
         await using var batch = new NpgsqlBatch(connection, tx)
         {
-            BatchCommands = { new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)") { Parameters = { new() { Value = PoolOccupancyCache.PoolLockKey(Pool) } } } },
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)") { Parameters = { new() { Value = PoolOccupancyCache.PoolLockKey(Pool) } } },
+            },
         };
         foreach (var command in commands)
         {

@@ -95,13 +95,15 @@ public static class AllocationWriter
         }
 
         var rows = byKind[AllocationChange.Insert]
-            .SelectMany(w => w.Gpus.SelectMany(node => node.Indices().Select(index => (Write: w, Node: node.NodeId, Gpu: (long)node.NodeId * PoolOccupancy.GpusPerNode + index))))
+            .SelectMany(w => w.Gpus.SelectMany(node => node.Indices()
+                .Select(index => (Write: w, Node: node.NodeId, Gpu: (long)node.NodeId * PoolOccupancy.GpusPerNode + index))))
             .ToList();
         if (rows.Count > 0)
         {
             commands.Add(Command("""
                 INSERT INTO allocations (lease_id, gpu_id, node_id, period)
-                SELECT l, g, n, tstzrange(s, e, '[)') FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::timestamptz[], $5::timestamptz[]) AS t(l, g, n, s, e)
+                SELECT l, g, n, tstzrange(s, e, '[)')
+                FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::timestamptz[], $5::timestamptz[]) AS t(l, g, n, s, e)
                 """, rows.Select(r => r.Write.LeaseId).ToArray(), rows.Select(r => r.Gpu).ToArray(), rows.Select(r => r.Node).ToArray(),
                 rows.Select(r => r.Write.Start).ToArray(), rows.Select(r => r.Write.End).ToArray()));
         }
@@ -124,7 +126,8 @@ public static class AllocationWriter
 
         return Command("""
             INSERT INTO pool_changes (pool_id, version, lease_id, start_at, end_at, node_ids, gpu_masks, created_at)
-            SELECT $1, last.version + t.ord, t.lease_id, t.start_at, t.end_at, ($8::int[])[t.first:t.last], ($9::smallint[])[t.first:t.last], t.created_at
+            SELECT $1, last.version + t.ord, t.lease_id, t.start_at, t.end_at,
+                   ($8::int[])[t.first:t.last], ($9::smallint[])[t.first:t.last], t.created_at
             FROM unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::timestamptz[])
                  WITH ORDINALITY AS t(lease_id, start_at, end_at, first, last, created_at, ord)
             CROSS JOIN (SELECT coalesce(max(version), 0) AS version FROM pool_changes WHERE pool_id = $1) AS last

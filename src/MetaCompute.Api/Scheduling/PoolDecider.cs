@@ -153,9 +153,9 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
                 }
 
                 // One round trip for the whole batch's writes: its reservations and leases, its allocation writes (a few
-                // statements for the whole batch; their rows refer to the leases), its events and key rows, the change-log version it leaves, and COMMIT. A
-                // batch that also changed something else (a refund's charge, a recall) has EF save all but its events and
-                // key rows first, in a round trip of its own.
+                // statements for the whole batch; their rows refer to the leases), its events and key rows, the
+                // change-log version it leaves, and COMMIT. A batch that also changed something else (a refund's charge,
+                // a recall) has EF save all but its events and key rows first, in a round trip of its own.
                 db.ChangeTracker.DetectChanges();
                 var (before, after) = BatchRows.Take(db);
                 if (db.ChangeTracker.HasChanges())
