@@ -169,6 +169,34 @@ public sealed class NodeOperationsTests(ApiFactory api) : IClassFixture<ApiFacto
     }
 
     [Fact]
+    public async Task Extending_or_cancelling_a_moved_lease_leaves_its_rows_on_the_failed_node_where_the_move_cut_them()
+    {
+        var tenant = await TenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        using var operatorClient = api.OperatorClient();
+        var running = await (await client.ReserveAsync(new { poolId = Pool, gpuCount = 8, durationHours = 3 })).ReadReservationAsync();
+        var node = int.Parse(running.Lease!.Nodes.Single().NodeId);
+        (await operatorClient.PostAsync($"/v1/admin/nodes/{node}/fail", null)).EnsureSuccessStatusCode();
+        const string lastEnd = """
+            SELECT max(upper(a.period)) FROM allocations a JOIN leases l ON l.id = a.lease_id WHERE l.reservation_id = $1 AND a.node_id = $2
+            """;
+        var cut = await api.ScalarAsync<DateTime>(lastEnd, Guid.Parse(running.Id), node);
+        Assert.True(cut < running.EndAt.UtcDateTime);
+
+        var extended = await (await client.PostIdempotentAsync($"/v1/reservations/{running.Id}/extend", new { additionalHours = 1 }))
+            .ReadReservationAsync();
+        var target = int.Parse(extended.Lease!.Nodes.Single().NodeId);
+        Assert.Equal(running.EndAt.AddHours(1), extended.Lease.EndAt);
+        Assert.Equal(extended.Lease.EndAt.UtcDateTime, await api.ScalarAsync<DateTime>(lastEnd, Guid.Parse(running.Id), target));
+        Assert.Equal(cut, await api.ScalarAsync<DateTime>(lastEnd, Guid.Parse(running.Id), node));
+
+        var cancelled = await (await client.PostIdempotentAsync($"/v1/reservations/{running.Id}/cancel", null)).ReadReservationAsync();
+        Assert.Equal(cancelled.Lease!.EndAt.UtcDateTime, await api.ScalarAsync<DateTime>(lastEnd, Guid.Parse(running.Id), target));
+        Assert.Equal(cut, await api.ScalarAsync<DateTime>(lastEnd, Guid.Parse(running.Id), node));
+        (await operatorClient.PostAsync($"/v1/admin/nodes/{node}/restore", null)).EnsureSuccessStatusCode();
+    }
+
+    [Fact]
     public async Task A_lease_with_nowhere_to_go_is_marked_degraded()
     {
         var tenant = await TenantAsync();

@@ -18,7 +18,10 @@ public enum AllocationChange
     /// <summary>A new lease's rows over its window.</summary>
     Insert,
 
-    /// <summary>Every row of the lease ends at a new time (an extension, a cancellation after the start, a recall).</summary>
+    /// <summary>
+    /// The lease ends at a new time (an extension, a cancellation after the start, a recall): its rows that end with it
+    /// move; rows a move or a forced window cut short end no later than before.
+    /// </summary>
     SetEnd,
 
     /// <summary>Every row of the lease goes (a cancellation before the start); the log records an empty hold.</summary>
@@ -37,7 +40,7 @@ public static class AllocationWriter
     public static AllocationWrite Insert(Guid leaseId, DateTimeOffset start, DateTimeOffset end, IReadOnlyList<NodeGpus> gpus, DateTimeOffset now) =>
         new(AllocationChange.Insert, leaseId, start, end, gpus, now);
 
-    /// <summary>Moves the end of every allocation of the lease; the log records the hold with its new end.</summary>
+    /// <summary>Moves the lease's end (see <see cref="AllocationChange.SetEnd"/>); the log records the hold with its new end.</summary>
     public static AllocationWrite SetEnd(LeaseHold hold, DateTimeOffset newEnd, DateTimeOffset now) =>
         new(AllocationChange.SetEnd, hold.LeaseId, hold.Start, hold.End, hold.Gpus, now, newEnd);
 
@@ -86,12 +89,17 @@ public static class AllocationWriter
 
         if (byKind[AllocationChange.SetEnd].ToList() is { Count: > 0 } moved)
         {
+            // Rows that end with the lease move to its new end. Rows a move or a forced window cut short keep their
+            // end (or take the new one if it is earlier): growing them back would hand the lease its old GPUs again.
             // Not a join with unnest: its generic plan hashes the whole table (2.2 ms a batch against 0.6 ms for one
             // statement per lease); ANY keeps the lease_id index, and a batch has at most a few dozen leases to look up.
             commands.Add(Command("""
-                UPDATE allocations SET period = tstzrange(lower(period), ($2::timestamptz[])[array_position($1::uuid[], lease_id)], '[)')
+                UPDATE allocations SET period = tstzrange(lower(period),
+                    CASE WHEN upper(period) = ($2::timestamptz[])[array_position($1::uuid[], lease_id)]
+                         THEN ($3::timestamptz[])[array_position($1::uuid[], lease_id)]
+                         ELSE least(upper(period), ($3::timestamptz[])[array_position($1::uuid[], lease_id)]) END, '[)')
                 WHERE lease_id = ANY($1)
-                """, moved.Select(w => w.LeaseId).ToArray(), moved.Select(w => w.NewEnd).ToArray()));
+                """, moved.Select(w => w.LeaseId).ToArray(), moved.Select(w => w.End).ToArray(), moved.Select(w => w.NewEnd).ToArray()));
         }
 
         var rows = byKind[AllocationChange.Insert]
