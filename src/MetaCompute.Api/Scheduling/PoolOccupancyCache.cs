@@ -50,12 +50,11 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     /// Commits the pool's transaction (inside <see cref="LockedAsync{T}"/>) and records that the index now reflects the
     /// change log up to what this transaction wrote, so the next use reads only newer entries.
     /// </summary>
-    public static async Task CommitAsync(MetaComputeDbContext db, IDbContextTransaction tx, string poolId, PoolOccupancy index, CancellationToken ct,
-        long? version = null)
+    public static async Task CommitAsync(MetaComputeDbContext db, IDbContextTransaction tx, string poolId, PoolOccupancy index, CancellationToken ct)
     {
-        version ??= await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
+        var version = await db.PoolChanges.Where(c => c.PoolId == poolId).MaxAsync(c => (long?)c.Version, ct) ?? 0;
         await tx.CommitAsync(ct);
-        index.Version = version.Value;
+        index.Version = version;
     }
 
     /// <summary>
