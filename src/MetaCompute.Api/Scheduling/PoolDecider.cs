@@ -114,12 +114,17 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         // What the batch's requests read first, sent with the pool's lock in one round trip: their keys' states and
         // their tenants' quotas (tracked, so quota sweeps read them from the unit of work).
+        // And, tracked, the tenants' live reservations (quota sweeps then also see the batch's unsaved changes) and the
+        // reservations the requests change.
         var tenantIds = batch.Select(w => w.TenantId).Distinct().ToList();
+        var reservationIds = batch.Where(w => w.ReservationId is not null).Select(w => w.ReservationId!.Value).Distinct().ToList();
         KeyState[] keys = [];
         PoolOccupancyCache.LockedRead[] withLock =
         [
             new(IdempotentRequest.LookUpKeysCommand(batch), async (reader, ct) => keys = await IdempotentRequest.ReadKeysAsync(reader, ct)),
             new(Reservations.Quotas.LimitsCommand(poolId, tenantIds), (reader, ct) => Reservations.Quotas.AttachLimitsAsync(db, poolId, reader, ct)),
+            new(Reservations.Quotas.LiveCommand(poolId, tenantIds, time.GetUtcNow() - Reservations.Quotas.LookBack, reservationIds),
+                (reader, ct) => Reservations.Quotas.AttachLiveAsync(db, reader, ct)),
         ];
         return await cache.LockedAsync(db, poolId, async index =>
         {
@@ -133,17 +138,6 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             long? version = null;
             try
             {
-                // Then, tracked once: the tenants' live reservations (quota sweeps then also see the batch's unsaved
-                // changes), and the reservations the requests change.
-                await Reservations.Quotas.LoadLiveAsync(db, poolId, tenantIds, now, CancellationToken.None);
-                // A reservation being cancelled or extended is usually live, so the quota load above tracks it already.
-                var reservationIds = batch.Where(w => w.ReservationId is { } id && db.Reservations.Local.FindEntry(id) is null)
-                    .Select(w => w.ReservationId!.Value).Distinct().ToList();
-                if (reservationIds.Count > 0)
-                {
-                    await db.Reservations.Include(r => r.Lease).Where(r => reservationIds.Contains(r.Id)).LoadAsync();
-                }
-
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var (result, requestWrites) = await IdempotentRequest.ExecuteAsync(db, index, batch[i], keys[i], answeredInBatch, now,
