@@ -65,29 +65,23 @@ public static class Quotas
     }
 
     /// <summary>
-    /// What <see cref="LoadLiveAsync"/> loads, and the reservations <paramref name="reservationIds"/> (those a batch
-    /// changes) with it, as a statement the decider sends with the pool's lock: one round trip fewer per batch. Live
-    /// since <paramref name="since"/>, a time taken before the lock: an earlier time only reads more.
+    /// What <see cref="LoadLiveAsync"/> loads, as a statement the decider sends with the pool's lock: one round trip
+    /// fewer per batch. Live since <paramref name="since"/>, a time taken before the lock: an earlier time only reads more.
     /// </summary>
-    public static NpgsqlBatchCommand LiveCommand(string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset since,
-        IReadOnlyCollection<Guid> reservationIds) => new("""
+    public static NpgsqlBatchCommand LiveCommand(string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset since) => new("""
         SELECT r.id, r.tenant_id, r.pool_id, r.tier, r.status, r.gpu_count, r.start_at, r.end_at, r.single_fabric_island,
                r.price_per_gpu_hour, r.total_price, r.currency, r.created_at, r.updated_at, r.cancelled_at,
                r.ending_soon_notified_at, r.wait_until, r.recall_at, r.xmin,
                l.id, l.pool_id, l.start_at, l.end_at, l.created_at, l.degraded_since
         FROM reservations r
         LEFT JOIN leases l ON l.reservation_id = r.id
-        WHERE (r.pool_id = $1 AND r.tenant_id = ANY($2) AND r.end_at > $3 AND r.status IN ('Scheduled', 'Active'))
-           OR r.id = ANY($4)
+        WHERE r.pool_id = $1 AND r.tenant_id = ANY($2) AND r.end_at > $3 AND r.status IN ('Scheduled', 'Active')
         """)
     {
-        Parameters =
-        {
-            new() { Value = poolId }, new() { Value = tenantIds.ToArray() }, new() { Value = since }, new() { Value = reservationIds.ToArray() },
-        },
+        Parameters = { new() { Value = poolId }, new() { Value = tenantIds.ToArray() }, new() { Value = since } },
     };
 
-    /// <summary>Tracks the reservations read by <see cref="LiveCommand"/>, with their leases, as a query would have.</summary>
+    /// <summary>Tracks the reservations read by <see cref="LiveCommand"/>, with their leases, as <see cref="LoadLiveAsync"/> would have.</summary>
     public static async Task AttachLiveAsync(MetaComputeDbContext db, NpgsqlDataReader reader, CancellationToken ct)
     {
         DateTimeOffset? At(int column) => reader.IsDBNull(column) ? null : reader.GetFieldValue<DateTimeOffset>(column);

@@ -112,18 +112,16 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
         // the transaction completed, so disposing it rolls nothing back. On any failure before that, disposal rolls back.
         await using var tx = await db.Database.BeginTransactionAsync();
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
-        // What the batch's requests read first, sent with the pool's lock in one round trip: their keys' states and
-        // their tenants' quotas (tracked, so quota sweeps read them from the unit of work).
-        // And, tracked, the tenants' live reservations (quota sweeps then also see the batch's unsaved changes) and the
-        // reservations the requests change.
+        // What the batch's requests read first, sent with the pool's lock in one round trip: their keys' states, and,
+        // tracked, their tenants' quotas and live reservations (quota sweeps read them from the unit of work, where
+        // they also see the batch's unsaved changes).
         var tenantIds = batch.Select(w => w.TenantId).Distinct().ToList();
-        var reservationIds = batch.Where(w => w.ReservationId is not null).Select(w => w.ReservationId!.Value).Distinct().ToList();
         KeyState[] keys = [];
         PoolOccupancyCache.LockedRead[] withLock =
         [
             new(IdempotentRequest.LookUpKeysCommand(batch), async (reader, ct) => keys = await IdempotentRequest.ReadKeysAsync(reader, ct)),
             new(Reservations.Quotas.LimitsCommand(poolId, tenantIds), (reader, ct) => Reservations.Quotas.AttachLimitsAsync(db, poolId, reader, ct)),
-            new(Reservations.Quotas.LiveCommand(poolId, tenantIds, time.GetUtcNow() - Reservations.Quotas.LookBack, reservationIds),
+            new(Reservations.Quotas.LiveCommand(poolId, tenantIds, time.GetUtcNow() - Reservations.Quotas.LookBack),
                 (reader, ct) => Reservations.Quotas.AttachLiveAsync(db, reader, ct)),
         ];
         return await cache.LockedAsync(db, poolId, async index =>
@@ -138,6 +136,14 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
             long? version = null;
             try
             {
+                // A reservation being cancelled or extended is usually live, so the lock's reads track it already.
+                var reservationIds = batch.Where(w => w.ReservationId is { } id && db.Reservations.Local.FindEntry(id) is null)
+                    .Select(w => w.ReservationId!.Value).Distinct().ToList();
+                if (reservationIds.Count > 0)
+                {
+                    await db.Reservations.Include(r => r.Lease).Where(r => reservationIds.Contains(r.Id)).LoadAsync();
+                }
+
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var (result, requestWrites) = await IdempotentRequest.ExecuteAsync(db, index, batch[i], keys[i], answeredInBatch, now,
