@@ -3,12 +3,12 @@
 # cancelling, against a raw-SQL baseline: pgbench writing the same allocation rows with the same client count and the
 # same commits (one per request), and, for comparison with earlier runs, pgbench inserting and deleting a row in one
 # transaction. They alternate in rounds of the same length (API, pgbench, pgbench, API, ...) on the same database, so
-# the machine's drift falls on both; the API's first round follows a 20 s warm-up that is not timed (a fresh process
-# spends its first seconds in the JIT). Then the overlap check. Everything is on loopback and stops itself.
-# Usage: bench/load.sh [seconds=60] [connections=32] [rounds=3] [warmup_seconds=20]
+# the machine's drift falls on both; the API's first round follows a 40 s warm-up that is not timed (a fresh process
+# spends its first half-minute of this load in the JIT). Then the overlap check. Everything is on loopback and stops itself.
+# Usage: bench/load.sh [seconds=60] [connections=32] [rounds=3] [warmup_seconds=40]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-60}"; connections="${2:-32}"; rounds="${3:-3}"; warmup="${4:-20}"
+seconds="${1:-60}"; connections="${2:-32}"; rounds="${3:-3}"; warmup="${4:-40}"
 pool="us-ohio-1-h100"
 bin="$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")"
 dir="$(mktemp -d /tmp/metacompute-load-XXXX)"
