@@ -966,10 +966,12 @@ namespace MetaCompute.Api.Data.Migrations
                         .HasFilter("status IN ('Scheduled', 'Active')");
 
                     b.HasIndex("Status", "EndAt")
-                        .HasDatabaseName("ix_reservations_status_end_at");
+                        .HasDatabaseName("ix_reservations_status_end_at")
+                        .HasFilter("status IN ('Pending', 'Scheduled', 'Active')");
 
                     b.HasIndex("Status", "StartAt")
-                        .HasDatabaseName("ix_reservations_status_start_at");
+                        .HasDatabaseName("ix_reservations_status_start_at")
+                        .HasFilter("status IN ('Pending', 'Scheduled', 'Active')");
 
                     b.HasIndex("TenantId", "Id")
                         .HasDatabaseName("ix_reservations_tenant_id_id");
