@@ -24,13 +24,14 @@ public static class Quotas
     public static async Task LoadAsync(MetaComputeDbContext db, string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset now,
         CancellationToken ct)
     {
-        await using (var limits = new NpgsqlBatch((NpgsqlConnection)db.Database.GetDbConnection()) { BatchCommands = { LimitsCommand(poolId, tenantIds) } })
-        await using (var reader = await limits.ExecuteReaderAsync(ct))
+        await using var batch = new NpgsqlBatch((NpgsqlConnection)db.Database.GetDbConnection())
         {
-            await AttachLimitsAsync(db, poolId, reader, ct);
-        }
-
-        await LoadLiveAsync(db, poolId, tenantIds, now, ct);
+            BatchCommands = { LimitsCommand(poolId, tenantIds), LiveCommand(poolId, tenantIds, now - LookBack) },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        await AttachLimitsAsync(db, poolId, reader, ct);
+        await reader.NextResultAsync(ct);
+        await AttachLiveAsync(db, reader, ct);
     }
 
     /// <summary>The tenants' quota rows in the pool, as a statement the decider sends with the pool's lock.</summary>
@@ -40,7 +41,7 @@ public static class Quotas
             Parameters = { new() { Value = poolId }, new() { Value = tenantIds.ToArray() } },
         };
 
-    /// <summary>Tracks the quota rows read by <see cref="LimitsCommand"/>, as <see cref="LoadAsync"/> would have.</summary>
+    /// <summary>Tracks the quota rows read by <see cref="LimitsCommand"/>, as an EF query would.</summary>
     public static async Task AttachLimitsAsync(MetaComputeDbContext db, string poolId, NpgsqlDataReader reader, CancellationToken ct)
     {
         while (await reader.ReadAsync(ct))
@@ -53,20 +54,10 @@ public static class Quotas
         }
     }
 
-    /// <summary>Loads, tracked, the tenants' live reservations in the pool (with their leases) for the quota sweeps.</summary>
-    public static async Task LoadLiveAsync(MetaComputeDbContext db, string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset now,
-        CancellationToken ct)
-    {
-        var since = now - LookBack;
-        await db.Reservations.Include(r => r.Lease)
-            .Where(r => r.PoolId == poolId && tenantIds.Contains(r.TenantId) && r.EndAt > since
-                        && (r.Status == ReservationStatus.Scheduled || r.Status == ReservationStatus.Active))
-            .LoadAsync(ct);
-    }
-
     /// <summary>
-    /// What <see cref="LoadLiveAsync"/> loads, as a statement the decider sends with the pool's lock: one round trip
-    /// fewer per batch. Live since <paramref name="since"/>, a time taken before the lock: an earlier time only reads more.
+    /// The tenants' live reservations in the pool with their leases, for the quota sweeps; the decider sends it with the
+    /// pool's lock. Live since <paramref name="since"/> (the decider takes it before the lock: an earlier time only
+    /// reads more).
     /// </summary>
     public static NpgsqlBatchCommand LiveCommand(string poolId, IReadOnlyCollection<Guid> tenantIds, DateTimeOffset since) => new("""
         SELECT r.id, r.tenant_id, r.pool_id, r.tier, r.status, r.gpu_count, r.start_at, r.end_at, r.single_fabric_island,
@@ -81,7 +72,7 @@ public static class Quotas
         Parameters = { new() { Value = poolId }, new() { Value = tenantIds.ToArray() }, new() { Value = since } },
     };
 
-    /// <summary>Tracks the reservations read by <see cref="LiveCommand"/>, with their leases, as <see cref="LoadLiveAsync"/> would have.</summary>
+    /// <summary>Tracks the reservations read by <see cref="LiveCommand"/> with their leases, as an EF query would (one already tracked stays as it is).</summary>
     public static async Task AttachLiveAsync(MetaComputeDbContext db, NpgsqlDataReader reader, CancellationToken ct)
     {
         DateTimeOffset? At(int column) => reader.IsDBNull(column) ? null : reader.GetFieldValue<DateTimeOffset>(column);
@@ -123,7 +114,10 @@ public static class Quotas
                 };
             }
 
-            db.Reservations.Attach(reservation);
+            if (db.Reservations.Local.FindEntry(reservation.Id) is null)
+            {
+                db.Reservations.Attach(reservation);
+            }
         }
     }
 
