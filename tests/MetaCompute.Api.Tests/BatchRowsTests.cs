@@ -60,6 +60,55 @@ public sealed class BatchRowsTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal("Scheduled", await api.ScalarAsync<string>("SELECT status FROM reservations WHERE id = $1", id));
     }
 
+    [Fact]
+    public async Task The_live_read_tracks_a_reservation_and_its_lease_exactly_as_ef_reads_them()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var booked = await (await client.ReserveAsync(new { poolId = "us-ohio-1-h100", gpuCount = 1, durationHours = 1 })).ReadReservationAsync();
+        var id = Guid.Parse(booked.Id);
+        // Every nullable column gets a value, so a column the hand-written reader skipped would show as a difference.
+        await api.ScalarAsync<int>("""
+            WITH r AS (UPDATE reservations SET cancelled_at = created_at, ending_soon_notified_at = created_at, wait_until = end_at,
+                                               recall_at = end_at + interval '1 day'
+                       WHERE id = $1 RETURNING id)
+            UPDATE leases SET degraded_since = start_at WHERE reservation_id = (SELECT id FROM r) RETURNING 1
+            """, id);
+
+        var expected = await api.WithDbAsync(db => db.Reservations.AsNoTracking().Include(r => r.Lease).SingleAsync(r => r.Id == id));
+        var (reservation, lease) = await api.WithDbAsync(async db =>
+        {
+            var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+            await connection.OpenAsync();
+            await using (var batch = new NpgsqlBatch(connection)
+                         {
+                             BatchCommands = { Reservations.Quotas.LiveCommand("us-ohio-1-h100", [Guid.Parse(tenant.Id)], DateTimeOffset.UtcNow.AddHours(-1)) },
+                         })
+            await using (var reader = await batch.ExecuteReaderAsync())
+            {
+                await Reservations.Quotas.AttachLiveAsync(db, reader, CancellationToken.None);
+            }
+
+            var tracked = db.Reservations.Local.Single(r => r.Id == id);
+            return (Values(db, tracked), Values(db, tracked.Lease!));
+        });
+
+        await api.WithDbAsync(db =>
+        {
+            Assert.Equal(Values(db, expected), reservation);
+            Assert.Equal(Values(db, expected.Lease!), lease);
+            return Task.FromResult(0);
+        });
+    }
+
+    /// <summary>Every property EF maps, by name, as the unit of work holds it.</summary>
+    private static Dictionary<string, object?> Values(MetaComputeDbContext db, object entity)
+    {
+        var type = db.Model.FindEntityType(entity.GetType())!;
+        var entry = db.Entry(entity);
+        return type.GetProperties().ToDictionary(p => p.Name, p => entry.Property(p.Name).CurrentValue);
+    }
+
     private static string[] Columns<T>(MetaComputeDbContext db)
     {
         var entity = db.Model.FindEntityType(typeof(T))!;

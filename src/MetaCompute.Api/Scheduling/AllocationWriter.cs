@@ -5,7 +5,7 @@ using Npgsql;
 namespace MetaCompute.Api.Scheduling;
 
 /// <summary>One lease's decided change to its allocation rows; the pool's change log records its new hold.</summary>
-/// <param name="NewEnd">For <see cref="AllocationChange.SetEnd"/>: where every row of the lease now ends.</param>
+/// <param name="NewEnd">For <see cref="AllocationChange.SetEnd"/>: the lease's new end (rows a move cut short keep an earlier one).</param>
 public sealed record AllocationWrite(AllocationChange Change, Guid LeaseId, DateTimeOffset Start, DateTimeOffset End, IReadOnlyList<NodeGpus> Gpus,
     DateTimeOffset At, DateTimeOffset NewEnd = default)
 {
