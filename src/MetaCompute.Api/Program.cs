@@ -30,9 +30,10 @@ builder.Services.AddMetaComputeApi(builder.Configuration, connectionString);
 
 var app = builder.Build();
 
+// Outermost, so each request's line shows the status the client got, also when the exception handler wrote it.
+app.UseMetaComputeRequestLogging();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.UseMetaComputeRequestLogging();
 app.UseBodySizeLimit();
 app.UseAuthentication();
 app.UseAuthorization();
