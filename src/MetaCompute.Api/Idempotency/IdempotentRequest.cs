@@ -88,11 +88,23 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     {
         Parameters =
         {
-            new() { Value = batch.Select(w => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{w.TenantId}:{w.Key}")))).ToArray() },
+            new() { Value = batch.Select(LockKey).ToArray() },
             new() { Value = batch.Select(w => w.TenantId).ToArray() },
             new() { Value = batch.Select(w => w.Key).ToArray() },
         },
     };
+
+    /// <summary>
+    /// The in-flight check for keys decided without a look-up (see <see cref="KeyState.Unchecked"/>), sent first with
+    /// the batch's writes: each key's advisory lock, as <see cref="LookUpKeysCommand"/> takes it, and a key held
+    /// elsewhere aborts the batch as a serialization failure. A key already stored fails the batch on its row's primary
+    /// key. Either way the decider decides the requests again, each with its key looked up.
+    /// </summary>
+    internal static NpgsqlBatchCommand TakeUncheckedKeysCommand(IEnumerable<PoolWork> works) =>
+        new("SELECT take_idempotency_key_locks($1)") { Parameters = { new() { Value = works.Select(LockKey).ToArray() } } };
+
+    /// <summary>The transaction-scoped advisory lock that marks a tenant's key in flight.</summary>
+    private static long LockKey(PoolWork work) => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"{work.TenantId}:{work.Key}")));
 
     /// <summary>The key states of a batch, in its order, from the result of <see cref="LookUpKeysCommand"/>.</summary>
     internal static async Task<KeyState[]> ReadKeysAsync(NpgsqlDataReader reader, CancellationToken ct)
@@ -150,7 +162,14 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
 
 internal sealed record StoredAnswer(byte[] Hash, int Status, string Body, string? Location);
 
-internal sealed record KeyState(bool Acquired, StoredAnswer? Stored);
+internal sealed record KeyState(bool Acquired, StoredAnswer? Stored)
+{
+    /// <summary>
+    /// A key the decider did not look up, because this process has not seen it: assumed new, and checked with the
+    /// batch's writes (<see cref="IdempotentRequest.TakeUncheckedKeysCommand"/> and the key row's primary key).
+    /// </summary>
+    public static readonly KeyState Unchecked = new(true, null);
+}
 
 /// <summary>Writes an answer as it was first given; a replay says so in <c>Idempotent-Replayed</c>.</summary>
 internal sealed class ReplayResult(int status, string body, string? location, bool replayed) : IResult

@@ -29,10 +29,19 @@ public sealed class PoolOccupancyCache(TimeProvider time)
         IReadOnlyList<LockedRead>? withLock = null)
     {
         var entry = _pools.GetOrAdd(poolId, _ => new Entry());
+        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+        // The pool's lock and the reads go out before the in-process gate is taken, so a batch can wait for the lock
+        // inside PostgreSQL while the one before it commits. Every caller takes the lock before the gate, so the two
+        // never wait on each other in opposite orders. The log is read from the version the index knew when the reads
+        // left; what the index learned meanwhile is skipped below.
+        var known = entry.Index?.Version;
+        var changes = await ReadChangesAsync(connection, poolId, known, takeLock: true, withLock ?? [], ct);
         await entry.Gate.WaitAsync(ct);
         try
         {
-            entry.Index = await CatchUpAsync((NpgsqlConnection)db.Database.GetDbConnection(), db, poolId, entry.Index, ct, takeLock: true, withLock);
+            entry.Index = entry.Index is { } index && known is { } from && index.Version >= from
+                ? await ApplyAsync(connection, db, poolId, index, changes.Where(c => c.Version > index.Version).ToList(), ct)
+                : await CatchUpAsync(connection, db, poolId, entry.Index, ct);
             return await use(entry.Index);
         }
         catch
@@ -115,9 +124,13 @@ public sealed class PoolOccupancyCache(TimeProvider time)
     }
 
     private async Task<PoolOccupancy> CatchUpAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, PoolOccupancy? index,
-        CancellationToken ct, bool takeLock = false, IReadOnlyList<LockedRead>? withLock = null)
+        CancellationToken ct) =>
+        await ApplyAsync(connection, db, poolId, index, await ReadChangesAsync(connection, poolId, index?.Version, false, [], ct), ct);
+
+    /// <summary>Applies the change-log entries that follow the index's version, or rebuilds the index.</summary>
+    private async Task<PoolOccupancy> ApplyAsync(NpgsqlConnection connection, MetaComputeDbContext db, string poolId, PoolOccupancy? index,
+        List<PoolChange> changes, CancellationToken ct)
     {
-        var changes = await ReadChangesAsync(connection, poolId, index?.Version, takeLock, withLock ?? [], ct);
         if (index is not null)
         {
             // A gap means the log was pruned past what this index knows, and a node it has never seen was registered
