@@ -123,6 +123,61 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 }
 
+/// <summary>
+/// Keys another replica stored: this process has not seen them, so its decider decides them unchecked, and the key
+/// row's primary key must send the request back to be looked up instead of being answered twice.
+/// </summary>
+public sealed class IdempotencyAcrossReplicasTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private static object Body(int gpus = 1) => new { poolId = "us-ohio-1-h100", gpuCount = gpus, durationHours = 1 };
+
+    [Fact]
+    public async Task A_key_first_used_on_another_replica_replays_its_answer_here_and_another_body_is_422()
+    {
+        var tenant = await api.CreateTenantAsync();
+        await using var replica = new ApiFactory.Replica(api.ConnectionString);
+        using var there = replica.CreateClient();
+        there.DefaultRequestHeaders.Authorization = new("Bearer", tenant.ApiKey);
+        using var here = api.ClientWithKey(tenant.ApiKey);
+
+        var first = await there.ReserveAsync(Body(), key: "booked-there");
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        (await there.ReserveAsync(Body(), key: "reused-there")).EnsureSuccessStatusCode();
+
+        var replayed = await here.ReserveAsync(Body(), key: "booked-there");
+        var reused = await here.ReserveAsync(Body(2), key: "reused-there");
+
+        Assert.Equal(HttpStatusCode.Created, replayed.StatusCode);
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await replayed.Content.ReadAsStringAsync());
+        Assert.Equal("true", replayed.Headers.GetValues("Idempotent-Replayed").Single());
+        await reused.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, IdempotentRequest.KeyReusedType);
+        Assert.Equal(2L, await api.ScalarAsync<long>("SELECT count(*) FROM reservations WHERE tenant_id = $1", Guid.Parse(tenant.Id)));
+    }
+
+    [Fact]
+    public async Task A_stored_key_among_new_ones_in_parallel_books_each_new_one_once_and_replays_the_stored_one()
+    {
+        var tenant = await api.CreateTenantAsync();
+        await using var replica = new ApiFactory.Replica(api.ConnectionString);
+        using var there = replica.CreateClient();
+        there.DefaultRequestHeaders.Authorization = new("Bearer", tenant.ApiKey);
+        using var here = api.ClientWithKey(tenant.ApiKey);
+        var first = await there.ReserveAsync(Body(), key: "stored");
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+
+        // If the stored key shares a batch with the new ones, the batch fails on it and every request in it is decided
+        // again on its own: none may be lost or booked twice.
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12)
+            .Select(i => here.ReserveAsync(Body(), key: i == 6 ? "stored" : $"new-{i}")));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.Created, r.StatusCode));
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await responses[6].Content.ReadAsStringAsync());
+        Assert.Equal(12L, await api.ScalarAsync<long>("SELECT count(*) FROM reservations WHERE tenant_id = $1", Guid.Parse(tenant.Id)));
+        Assert.Equal(12L, await api.ScalarAsync<long>("SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", Guid.Parse(tenant.Id)));
+        Assert.Equal(0L, await api.ScalarAsync<long>(TenantClient.OverlapSql));
+    }
+}
+
 public sealed class IdempotencyInFlightTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
     [Fact]
