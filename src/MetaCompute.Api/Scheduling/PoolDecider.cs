@@ -26,8 +26,8 @@ public sealed record PoolWork(Guid TenantId, string Key, byte[] RequestHash, Poo
 /// <summary>
 /// One decider per pool per process. Allocation in a pool is serialised (invariant 2), and a commit's fsync under the
 /// pool's lock would cap a pool at one commit's latency per booking; so the decider takes whatever requests are queued
-/// and decides them in one transaction under one lock, each inside a savepoint so one failure undoes only itself, and
-/// commits once. Nobody is answered before that commit: a 2xx still means committed.
+/// and decides them in one transaction under one lock, and commits once; if one request fails, the batch rolls back
+/// and its requests are decided again one by one. Nobody is answered before that commit: a 2xx still means committed.
 /// While a batch's writes and COMMIT are on their way, the next batch already waits for the pool's lock inside
 /// PostgreSQL, on a connection of its own, and it forms when the lock comes: requests that arrive until its own writes
 /// leave join it. So PostgreSQL writes one batch while the decider decides the next, and a request waits for the batch
