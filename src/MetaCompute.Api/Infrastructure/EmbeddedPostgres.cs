@@ -76,6 +76,20 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         await RunAsync(_binDirectory, "pg_ctl", ["-D", _dataDirectory, "-m", "fast", "-w", "stop"], CancellationToken.None);
     }
 
+    /// <summary>
+    /// Stops the server as a crash would (immediate mode): no shutdown checkpoint and no flush of the WAL still in its
+    /// buffers, so the next start recovers from what reached the disk. For durability tests.
+    /// </summary>
+    public async Task CrashAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1)
+        {
+            return;
+        }
+
+        await RunAsync(_binDirectory, "pg_ctl", ["-D", _dataDirectory, "-m", "immediate", "-w", "stop"], CancellationToken.None);
+    }
+
     public async ValueTask DisposeAsync() => await StopAsync();
 
     /// <summary>PATH first (Debian links them into /usr/local/bin on some machines), then Debian's versioned folders.</summary>

@@ -109,6 +109,12 @@ public class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     public async Task<TestTenant> CreateTenantAsync(string? name = null, TenantKind kind = TenantKind.External)
     {
         using var client = OperatorClient();
+        return await CreateTenantAsync(client, name, kind);
+    }
+
+    /// <summary>Creates a tenant and a key for it with <paramref name="client"/>, an operator's client of any instance.</summary>
+    public static async Task<TestTenant> CreateTenantAsync(HttpClient client, string? name = null, TenantKind kind = TenantKind.External)
+    {
         name ??= "tenant-" + Guid.NewGuid().ToString("N")[..10];
         var created = await client.PostAsJsonAsync("/v1/admin/tenants", new { name, kind = kind == TenantKind.Internal ? "internal" : "external" });
         created.EnsureSuccessStatusCode();
