@@ -131,7 +131,7 @@ public sealed class PoolOccupancy
         {
             if (_positionOfNode.TryGetValue(gpus.NodeId, out var pos))
             {
-                _busy[pos].Remove(leaseId);
+                _busy[pos].Remove(leaseId, old.Start.UtcTicks);
             }
         }
 
@@ -149,13 +149,29 @@ public sealed class PoolOccupancy
     /// <summary>Forgets holds that ended at or before <paramref name="before"/>; they can no longer conflict.</summary>
     public void Forget(DateTimeOffset before)
     {
+        // The oldest holds sit at the front of their nodes' timelines, so each node is compacted once for all of them
+        // rather than shifted once per hold.
+        var forgotten = new HashSet<Guid>();
+        var nodes = new HashSet<int>();
         while (_ends.TryPeek(out var leaseId, out var end) && end <= before.UtcTicks)
         {
             _ends.Dequeue();
-            if (_leases.TryGetValue(leaseId, out var lease) && lease.End <= before)
+            if (_leases.TryGetValue(leaseId, out var lease) && lease.End <= before && forgotten.Add(leaseId))
             {
-                RemoveLease(leaseId);
+                _leases.Remove(leaseId);
+                foreach (var gpus in lease.Gpus)
+                {
+                    if (_positionOfNode.TryGetValue(gpus.NodeId, out var pos))
+                    {
+                        nodes.Add(pos);
+                    }
+                }
             }
+        }
+
+        foreach (var pos in nodes)
+        {
+            _busy[pos].RemoveAll(forgotten);
         }
     }
 
