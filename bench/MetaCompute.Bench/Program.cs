@@ -5,7 +5,7 @@ using MetaCompute.Bench;
 //   engine         BenchmarkDotNet: Decide and Offerings at 10k, 100k and 1M GPUs
 //   latency        per-decision p50/p99 and decisions per second at the same sizes
 //   fragmentation  best fit against first fit over a long random workload
-//   churn          BenchmarkDotNet: a cancellation on a node that remembers 100 to 10,000 ended holds
+//   churn          BenchmarkDotNet: a cancellation and a decision on a node that remembers 100 to 10,000 ended holds
 var mode = args.FirstOrDefault() ?? "latency";
 switch (mode)
 {

@@ -149,10 +149,17 @@ public sealed class PoolOccupancy
     /// <summary>Forgets holds that ended at or before <paramref name="before"/>; they can no longer conflict.</summary>
     public void Forget(DateTimeOffset before)
     {
+        // Every batch calls this: when nothing has ended it costs one look at the queue and allocates nothing.
+        if (!_ends.TryPeek(out _, out var first) || first > before.UtcTicks)
+        {
+            return;
+        }
+
         // The oldest holds sit at the front of their nodes' timelines, so each node is compacted once for all of them
         // rather than shifted once per hold.
-        var forgotten = new HashSet<Guid>();
-        var nodes = new HashSet<int>();
+        HashSet<Guid> forgotten = [];
+        HashSet<int> nodes = [];
+
         while (_ends.TryPeek(out var leaseId, out var end) && end <= before.UtcTicks)
         {
             _ends.Dequeue();

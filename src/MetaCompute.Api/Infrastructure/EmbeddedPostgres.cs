@@ -66,28 +66,22 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         return Register(new EmbeddedPostgres(bin, dataDirectory, port));
     }
 
-    public async Task StopAsync()
-    {
-        if (Interlocked.Exchange(ref _stopped, 1) == 1)
-        {
-            return;
-        }
-
-        await RunAsync(_binDirectory, "pg_ctl", ["-D", _dataDirectory, "-m", "fast", "-w", "stop"], CancellationToken.None);
-    }
+    public Task StopAsync() => StopAsync("fast");
 
     /// <summary>
     /// Stops the server as a crash would (immediate mode): no shutdown checkpoint and no flush of the WAL still in its
     /// buffers, so the next start recovers from what reached the disk. For durability tests.
     /// </summary>
-    public async Task CrashAsync()
+    public Task CrashAsync() => StopAsync("immediate");
+
+    private async Task StopAsync(string mode)
     {
         if (Interlocked.Exchange(ref _stopped, 1) == 1)
         {
             return;
         }
 
-        await RunAsync(_binDirectory, "pg_ctl", ["-D", _dataDirectory, "-m", "immediate", "-w", "stop"], CancellationToken.None);
+        await RunAsync(_binDirectory, "pg_ctl", ["-D", _dataDirectory, "-m", mode, "-w", "stop"], CancellationToken.None);
     }
 
     public async ValueTask DisposeAsync() => await StopAsync();
