@@ -61,6 +61,17 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task A_key_over_255_characters_is_400_naming_its_length_and_books_nothing()
+    {
+        var tenant = await api.CreateTenantAsync();
+        using var client = api.ClientWithKey(tenant.ApiKey);
+        var response = await client.ReserveAsync(Body(), key: new string('k', 256));
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, IdempotentRequest.KeyMissingType);
+        Assert.Equal("At most 255 characters; this one has 256.", problem.GetProperty("errors").GetProperty("Idempotency-Key")[0].GetString());
+        Assert.Equal(0L, await api.ScalarAsync<long>("SELECT count(*) FROM reservations WHERE tenant_id = $1", Guid.Parse(tenant.Id)));
+    }
+
+    [Fact]
     public async Task Twenty_parallel_requests_with_one_key_make_one_reservation_and_every_completed_answer_is_identical()
     {
         var tenant = await api.CreateTenantAsync();

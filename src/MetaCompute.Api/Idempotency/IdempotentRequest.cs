@@ -52,11 +52,12 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
         string? key = http.Request.Headers[HeaderName];
         if (string.IsNullOrWhiteSpace(key) || key.Length > 255)
         {
+            var fault = string.IsNullOrWhiteSpace(key) ? "Required." : $"At most 255 characters; this one has {key.Length}.";
             return TypedResults.Problem(
                 title: "Idempotency-Key required",
                 detail: "Send an Idempotency-Key header (1–255 characters, e.g. a UUID) with every create, cancel and extend.",
                 statusCode: StatusCodes.Status400BadRequest, type: KeyMissingType,
-                extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [HeaderName] = ["Required."] } });
+                extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [HeaderName] = [fault] } });
         }
 
         var body = request is null ? "" : JsonSerializer.Serialize(request, request.GetType(), json.Value.SerializerOptions);
