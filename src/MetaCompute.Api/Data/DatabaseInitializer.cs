@@ -2,6 +2,8 @@ using System.Diagnostics;
 using MetaCompute.Api.Infrastructure;
 using MetaCompute.Simulation.Inventory;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Npgsql;
 
 namespace MetaCompute.Api.Data;
@@ -29,6 +31,7 @@ public static class DatabaseInitializer
 {
     // Several replicas may start together; one seeds, the others wait and then find the data there.
     private const long SeedLockKey = 0x4d43_5345_4544; // "MCSEED"
+    private const long MigrateLockKey = 0x4d43_4d49_4752; // "MCMIGR"
 
     public static async Task InitializeAsync(IServiceProvider services, CancellationToken ct = default)
     {
@@ -39,7 +42,29 @@ public static class DatabaseInitializer
         var configuration = scope.ServiceProvider.GetRequiredService<IConfiguration>();
 
         await EnsureDatabaseExistsAsync(db.Database.GetConnectionString()!, ct);
-        await db.Database.MigrateAsync(ct);
+        // Replicas starting together on a new database would otherwise run the same migrations side by side (one of
+        // them failing on a table the other just created): one migrates, the others wait and then find nothing to do.
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_lock({MigrateLockKey})", ct);
+            try
+            {
+                // On a new database EF reads the migrations' history table before creating it, and logs that failed read
+                // as an error (dotnet/efcore#37328) although it is the expected first step. Creating the table first, as
+                // EF itself would, keeps a first start's log free of errors that are not errors.
+                await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(ct);
+                await db.Database.MigrateAsync(ct);
+            }
+            finally
+            {
+                await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_unlock({MigrateLockKey})", CancellationToken.None);
+            }
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
 
         var simulation = configuration.GetSection("Simulation").Get<SimulationOptions>() ?? new SimulationOptions();
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
@@ -131,9 +156,9 @@ public static class DatabaseInitializer
             {
                 await create.ExecuteNonQueryAsync(ct);
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase)
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
             {
-                // Another replica created it first.
+                // Another replica created it first (or at the same moment: then the catalog's unique index refuses ours).
             }
         }
     }
