@@ -10,11 +10,11 @@ using Npgsql;
 
 namespace MetaCompute.Api.Tests;
 
-/// <summary>The first start on an empty database: migrations and seeding with the app's own services, and its log.</summary>
+/// <summary>The first start on an empty database (migrations and seeding, with the app's own services) and what it logs.</summary>
 public sealed class FirstStartTests
 {
     [Fact]
-    public async Task A_first_start_on_an_empty_database_logs_no_error()
+    public async Task Two_replicas_starting_together_on_an_empty_database_both_come_up_and_log_no_error()
     {
         var admin = await TestDatabaseServer.AdminConnectionStringAsync();
         var connectionString = TestDatabaseServer.WithDatabase(admin, "metacompute_first_start_" + Guid.NewGuid().ToString("N")[..12]);
