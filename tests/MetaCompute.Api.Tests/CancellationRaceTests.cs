@@ -23,10 +23,6 @@ public sealed class CancellationRaceTests(ApiFactory api) : IClassFixture<ApiFac
         WHERE r.status = 'Cancelled' AND upper(a.period) > r.cancelled_at
         """;
 
-    private async Task<int> SellableGpusAsync() => (int)await api.ScalarAsync<long>("""
-        SELECT (SELECT count(*) * 8 FROM nodes WHERE pool_id = $1 AND state = 'Healthy') - (SELECT rules_holdback_gpus FROM pools WHERE id = $1)
-        """, Pool);
-
     private static async Task<List<ReservationResponse>> BookAsync(HttpClient client, int count, int gpus) =>
         [.. await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
             await (await client.ReserveAsync(new { poolId = Pool, gpuCount = gpus, durationHours = 1 })).ReadReservationAsync()))];
@@ -38,8 +34,7 @@ public sealed class CancellationRaceTests(ApiFactory api) : IClassFixture<ApiFac
     public async Task Cancellations_beside_bookings_in_a_sold_out_pool_never_overlap_and_every_freed_gpu_is_sold_again()
     {
         using var client = await api.ClientWithoutQuotaLimitAsync(TenantKind.External, Pool);
-        var nodes = await SellableGpusAsync() / 8;
-        var held = await BookAsync(client, nodes, 8);
+        var held = await BookAsync(client, (await client.PoolAsync(Pool)).Sellable() / 8, 8);
         const int freed = 12;
 
         // The pool is sold out: bookings of whole nodes race the cancellations that free twelve of them.
