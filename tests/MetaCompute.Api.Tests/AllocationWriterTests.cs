@@ -61,6 +61,24 @@ public sealed class AllocationWriterTests(ApiFactory api) : IClassFixture<ApiFac
             await ChangesAfterAsync(versionBefore));
     }
 
+    [Fact]
+    public async Task Parameter_rows_pair_the_arrays_elements_by_index_nulls_included()
+    {
+        await using var connection = await api.OpenConnectionAsync();
+        await using var command = new NpgsqlCommand($"SELECT n, t, ord FROM {AllocationWriter.ParameterRows("int", "text")} AS r(n, t, ord)", connection)
+        {
+            Parameters = { new() { Value = new[] { 30, 10, 20 } }, new() { Value = new[] { "c", null, "b" } } },
+        };
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<(int, string?, int)>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add((reader.GetInt32(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2)));
+        }
+
+        Assert.Equal([(30, "c", 1), (10, null, 2), (20, "b", 3)], rows);
+    }
+
     private async Task<LeaseHold> BookAsync()
     {
         using var client = await api.ClientWithoutQuotaLimitAsync(Data.TenantKind.External, Pool);

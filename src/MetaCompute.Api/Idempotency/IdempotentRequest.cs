@@ -78,9 +78,9 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     /// Each key is one probe of the primary key: the LIMIT keeps the planner from turning the lookups into a join,
     /// which it chose over a seq scan while its statistics still saw a young, small table (1.5 ms a batch at 66,000 keys).
     /// </summary>
-    internal static NpgsqlBatchCommand LookUpKeysCommand(IReadOnlyList<PoolWork> batch) => new("""
+    internal static NpgsqlBatchCommand LookUpKeysCommand(IReadOnlyList<PoolWork> batch) => new($"""
         SELECT pg_try_advisory_xact_lock(w.lock_key), k.request_hash, k.response_status, k.response_body, k.location
-        FROM unnest($1::bigint[], $2::uuid[], $3::text[]) WITH ORDINALITY AS w(lock_key, tenant_id, key, ord)
+        FROM {AllocationWriter.ParameterRows("bigint", "uuid", "text")} AS w(lock_key, tenant_id, key, ord)
         LEFT JOIN LATERAL (
             SELECT request_hash, response_status, response_body, location FROM idempotency_keys
             WHERE tenant_id = w.tenant_id AND key = w.key LIMIT 1) k ON true
