@@ -40,7 +40,7 @@ public static class BatchRows
         var events = Pending<Event>(db, EntityState.Added, taken);
         if (events.Count > 0)
         {
-            // WITH ORDINALITY and ORDER BY keep the identity order the order the events were appended in.
+            // Ordering by the rows' index keeps the identity order the order the events were appended in.
             after.Add(AllocationWriter.Command($"""
                 INSERT INTO events ({string.Join(", ", EventColumns)})
                 SELECT t, r, y, o, d::jsonb FROM {AllocationWriter.ParameterRows("uuid", "uuid", "text", "timestamptz", "text")} AS e(t, r, y, o, d, ord)
