@@ -32,10 +32,13 @@ public static class PostgresSetup
     }
 
     /// <summary>
-    /// Unless the connection string says otherwise: statements used twice on a connection are prepared (PostgreSQL then
-    /// stops parsing and planning the service's few hot statements on every call), and a connection returned to the
-    /// pool is not reset, so those preparations survive. The service keeps no session state on pooled connections
-    /// (its only session-level lock, the scheduler's, has a connection of its own), so there is nothing to reset.
+    /// Unless the connection string says otherwise: no automatic preparation, and a connection returned to the pool is
+    /// not reset. Npgsql's automatic preparation can leave a pooled connection out of step with its server after a
+    /// statement fails inside a transaction while auto-prepared statements are being replaced (npgsql/npgsql#6391): valid
+    /// statements on that connection then fail at random. The pool's hot batches prepare their statements explicitly
+    /// instead (<see cref="Scheduling.PoolOccupancyCache"/>, <see cref="Scheduling.PoolDecider"/>), which that fault does
+    /// not touch, and not resetting connections keeps those preparations. The service keeps no other session state on
+    /// pooled connections (its only session-level lock, the scheduler's, has a connection of its own).
     /// </summary>
     public static string WithServiceDefaults(string connectionString)
     {
@@ -45,11 +48,7 @@ public static class PostgresSetup
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
         if (!Sets("Max Auto Prepare", "MaxAutoPrepare"))
         {
-            builder.MaxAutoPrepare = 64;
-            if (!Sets("Auto Prepare Min Usages", "AutoPrepareMinUsages"))
-            {
-                builder.AutoPrepareMinUsages = 2;
-            }
+            builder.MaxAutoPrepare = 0;
         }
 
         if (!Sets("No Reset On Close", "NoResetOnClose"))

@@ -242,6 +242,8 @@ public sealed class PoolDecider(IServiceScopeFactory scopes, PoolOccupancyCache 
 
                 writes.BatchCommands.Add(PoolOccupancyCache.VersionCommand(poolId));
                 writes.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+                // Prepared explicitly, like the lock's reads (PoolOccupancyCache.ReadChangesAsync).
+                await writes.PrepareAsync();
                 var executing = writes.ExecuteReaderAsync();
                 joining?.WritesSent.TrySetResult();
                 await using (var results = await executing)

@@ -180,6 +180,9 @@ public sealed class PoolOccupancyCache(TimeProvider time)
             batch.BatchCommands.Add(read.Command);
         }
 
+        // Prepared explicitly, as the service does not auto-prepare (PostgresSetup.WithServiceDefaults): after the first
+        // batch on a connection this sends nothing, and the server no longer parses and plans these on every batch.
+        await batch.PrepareAsync(ct);
         var changes = new List<PoolChange>();
         await using var reader = await batch.ExecuteReaderAsync(ct);
         if (takeLock)
