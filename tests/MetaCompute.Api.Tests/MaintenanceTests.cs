@@ -129,8 +129,11 @@ public sealed class MaintenanceTests(ApiFactory api) : IClassFixture<ApiFactory>
     public async Task A_window_needs_a_reason_and_an_end_after_its_start()
     {
         using var operatorClient = api.OperatorClient();
-        var answer = await operatorClient.PostAsJsonAsync("/v1/admin/nodes/1/maintenance", new { startAt = HourAhead(3), endAt = HourAhead(2) });
+        var answer = await operatorClient.PostAsJsonAsync("/v1/admin/nodes/1/maintenance", new { startAt = HourAhead(2), endAt = HourAhead(3) });
         var problem = await answer.AssertProblemAsync(HttpStatusCode.BadRequest, Problems.ValidationFailedType);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("reason", out _));
+        answer = await operatorClient.PostAsJsonAsync("/v1/admin/nodes/1/maintenance", new { startAt = HourAhead(3), endAt = HourAhead(2), reason = "" });
+        problem = await answer.AssertProblemAsync(HttpStatusCode.BadRequest, Problems.ValidationFailedType);
         Assert.True(problem.GetProperty("errors").TryGetProperty("endAt", out _));
         Assert.True(problem.GetProperty("errors").TryGetProperty("reason", out _));
         await (await operatorClient.PostAsJsonAsync("/v1/admin/nodes/999999/maintenance", new { startAt = HourAhead(2), endAt = HourAhead(3), reason = "x" }))

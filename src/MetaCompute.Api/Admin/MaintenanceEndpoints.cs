@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore;
 namespace MetaCompute.Api.Admin;
 
 /// <summary>A planned period without allocations on a node; <c>force</c> accepts degrading leases that cannot move.</summary>
-public sealed record CreateMaintenanceRequest(DateTimeOffset? StartAt, DateTimeOffset? EndAt, string? Reason, bool? Force);
+public sealed record CreateMaintenanceRequest(DateTimeOffset? StartAt, DateTimeOffset? EndAt, string? Reason, bool? Force = null);
 
 public sealed record AffectedLeaseResponse(string LeaseId, string ReservationId, string TenantId, string Outcome, string? ToNodeId);
 

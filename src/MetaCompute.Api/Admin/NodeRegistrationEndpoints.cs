@@ -12,7 +12,7 @@ using Microsoft.EntityFrameworkCore;
 namespace MetaCompute.Api.Admin;
 
 /// <summary>New racks of nodes for an existing fabric island of a pool.</summary>
-public sealed record RegisterNodesRequest(string PoolId, string FabricIsland, int NodeCount, int? NodesPerRack);
+public sealed record RegisterNodesRequest(string PoolId, string FabricIsland, int NodeCount, int? NodesPerRack = null);
 
 public sealed record RegisteredNodesResponse(string PoolId, string FabricIsland, IReadOnlyList<string> NodeIds, IReadOnlyList<string> Hostnames);
 

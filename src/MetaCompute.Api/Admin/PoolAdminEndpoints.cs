@@ -25,7 +25,8 @@ public sealed class UpdatePoolRequestValidator : AbstractValidator<UpdatePoolReq
             RuleFor(r => r.Rules.MinGpus).GreaterThanOrEqualTo(1);
             RuleFor(r => r.Rules.MaxGpus).GreaterThanOrEqualTo(r => r.Rules.MinGpus);
             RuleFor(r => r.Rules.MinDurationHours).GreaterThanOrEqualTo(1);
-            RuleFor(r => r.Rules.MaxDurationHours).GreaterThanOrEqualTo(r => r.Rules.MinDurationHours);
+            RuleFor(r => r.Rules.MaxDurationHours).GreaterThanOrEqualTo(r => r.Rules.MinDurationHours)
+                .LessThanOrEqualTo(Reservations.CreateReservationRequestValidator.MaxDurationHours);
             RuleFor(r => r.Rules.MaxStartAheadDays).InclusiveBetween(0, 366);
             RuleFor(r => r.Rules.HoldbackGpus).GreaterThanOrEqualTo(0);
             RuleFor(r => r.Rules.RecallNoticeSeconds).GreaterThanOrEqualTo(0);
@@ -67,10 +68,19 @@ public static class PoolAdminEndpoints
             return Problems.NotFound($"Pool '{poolId}'");
         }
 
-        if (!ETags.TryParse(http.Request.Headers.IfMatch, out var version))
+        string? ifMatch = http.Request.Headers.IfMatch;
+        if (string.IsNullOrWhiteSpace(ifMatch) || ifMatch.Trim() == "*")
         {
             return TypedResults.Problem(title: "If-Match required", statusCode: StatusCodes.Status428PreconditionRequired, type: PreconditionRequiredType,
                 detail: "Send the pool's ETag (from GET /v1/pools/{id}) in If-Match, so an edit never overwrites one you have not seen.");
+        }
+
+        // Checked here as well as by the row version on save: an edit that changes nothing saves no row, and an ETag that
+        // is not the pool's current one (stale, weak, made up) must still be refused.
+        if (!ETags.TryParse(ifMatch, out var version) || pool.Version != version)
+        {
+            return TypedResults.Problem(title: "The resource has changed", statusCode: StatusCodes.Status412PreconditionFailed,
+                type: Problems.PreconditionFailedType, detail: "The If-Match ETag does not match the pool's current one; read the pool again and retry.");
         }
 
         var before = new { rules = pool.Rules with { }, prices = pool.Prices with { } };
@@ -87,9 +97,13 @@ public static class PoolAdminEndpoints
         pool.Prices.Reserved = request.Prices.Reserved;
         pool.Prices.Spot = request.Prices.Spot;
         pool.Prices.Internal = request.Prices.Internal;
-        db.Append(EventTypes.PoolUpdated, null, null, time.GetUtcNow(), new { poolId, by = user.KeyIdOf(), before, after = new { rules = pool.Rules, prices = pool.Prices } });
-        await db.SaveChangesAsync(ct);
-        pools.Forget(poolId);
+        // An edit that changes nothing is answered like any other but leaves no row and no audit event.
+        if (before.rules != pool.Rules || before.prices != pool.Prices)
+        {
+            db.Append(EventTypes.PoolUpdated, null, null, time.GetUtcNow(), new { poolId, by = user.KeyIdOf(), before, after = new { rules = pool.Rules, prices = pool.Prices } });
+            await db.SaveChangesAsync(ct);
+            pools.Forget(poolId);
+        }
 
         var capacity = await PoolCapacity.ForPoolsAsync(db, [poolId], ct);
         var saved = await db.Pools.AsNoTracking().SingleAsync(p => p.Id == poolId, ct);

@@ -9,14 +9,14 @@ using Microsoft.EntityFrameworkCore;
 
 namespace MetaCompute.Api.Admin;
 
-public sealed record CreateTenantRequest(string Name, TenantKind? Kind);
+public sealed record CreateTenantRequest(string Name, TenantKind? Kind = null);
 
 public sealed record TenantResponse(string Id, string Name, TenantKind Kind, int FairShareWeight, DateTimeOffset CreatedAt);
 
 /// <summary>A tenant's weight in fair share between queued requests (1–1000; a tenant of weight 2 gets twice the share).</summary>
 public sealed record SetFairShareRequest(int Weight);
 
-public sealed record CreateApiKeyRequest(string? Name);
+public sealed record CreateApiKeyRequest(string? Name = null);
 
 /// <summary>The one answer that carries the key itself; it is never shown again.</summary>
 public sealed record NewApiKeyResponse(string Id, string Key, string Prefix, string Name, DateTimeOffset CreatedAt);
@@ -50,7 +50,8 @@ public sealed class ListQueryValidator : AbstractValidator<ListQuery>
     public ListQueryValidator()
     {
         RuleFor(q => q.Limit).InclusiveBetween(1, Paging.MaxLimit);
-        RuleFor(q => q.PageToken).Must(t => Paging.TryDecode(t, out _)).WithMessage("The page token is not one this API issued.");
+        RuleFor(q => q.PageToken).Must(t => Paging.TryDecode(t, out var key) && (key is null || Guid.TryParse(key, out _)))
+            .WithMessage("The page token is not one this API issued.");
     }
 }
 
@@ -112,8 +113,9 @@ public static class TenantAdminEndpoints
         Paging.TryDecode(query.PageToken, out var after);
         var limit = Paging.Limit(query.Limit);
         var tenants = db.Tenants.AsNoTracking();
-        if (after is not null && Guid.TryParse(after, out var afterId))
+        if (after is not null)
         {
+            var afterId = Guid.Parse(after);
             tenants = tenants.Where(t => t.Id.CompareTo(afterId) > 0);
         }
 

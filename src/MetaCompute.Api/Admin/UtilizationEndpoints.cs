@@ -22,10 +22,7 @@ public sealed class UtilizationQueryValidator : AbstractValidator<UtilizationQue
     public UtilizationQueryValidator()
     {
         RuleFor(q => q.PoolId).NotEmpty();
-        RuleFor(q => q.StepMinutes).InclusiveBetween(1, 7 * 24 * 60);
-        RuleFor(q => q.To).GreaterThan(q => q.From!.Value).When(q => q.From is not null && q.To is not null).WithMessage("to must be after from.");
-        RuleFor(q => q).Must(q => TimeSteps.WithinLimit(q.From, q.To, q.StepMinutes)).OverridePropertyName("stepMinutes")
-            .WithMessage($"Ask for at most {TimeSteps.MaxSteps} steps: widen the step or shorten the range.");
+        RuleFor(q => q.StepMinutes).InclusiveBetween(1, TimeSteps.MaxStepMinutes);
     }
 }
 
@@ -39,7 +36,7 @@ public static class UtilizationEndpoints
         return admin;
     }
 
-    public static async Task<Results<Ok<UtilizationResponse>, ProblemHttpResult>> GetUtilization([AsParameters] UtilizationQuery query,
+    public static async Task<Results<Ok<UtilizationResponse>, ValidationProblem, ProblemHttpResult>> GetUtilization([AsParameters] UtilizationQuery query,
         MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
     {
         var pool = await db.Pools.AsNoTracking().FirstOrDefaultAsync(p => p.Id == query.PoolId, ct);
@@ -48,9 +45,12 @@ public static class UtilizationEndpoints
             return Problems.NotFound($"Pool '{query.PoolId}'");
         }
 
-        var step = TimeSpan.FromMinutes(query.StepMinutes ?? TimeSteps.DefaultStepMinutes);
-        var from = BookingRules.TruncateToSecond(query.From ?? time.GetUtcNow());
-        var to = query.To ?? from + TimeSteps.DefaultSpan;
+        var (from, to, step, invalid) = TimeSteps.Resolve(query.From, query.To, query.StepMinutes, time.GetUtcNow());
+        if (invalid is not null)
+        {
+            return invalid;
+        }
+
         var period = new NpgsqlTypes.NpgsqlRange<DateTime>(from.UtcDateTime, true, to.UtcDateTime, false);
         var windows = await db.MaintenanceWindows.AsNoTracking().Where(w => w.PoolId == pool.Id && w.Period.Overlaps(period))
             .Select(w => new { w.NodeId, w.Period }).ToListAsync(ct);

@@ -21,10 +21,7 @@ public sealed class AvailabilityQueryValidator : AbstractValidator<AvailabilityQ
 {
     public AvailabilityQueryValidator()
     {
-        RuleFor(q => q.StepMinutes).InclusiveBetween(1, 7 * 24 * 60);
-        RuleFor(q => q.To).GreaterThan(q => q.From!.Value).When(q => q.From is not null && q.To is not null).WithMessage("to must be after from.");
-        RuleFor(q => q).Must(q => TimeSteps.WithinLimit(q.From, q.To, q.StepMinutes)).OverridePropertyName("stepMinutes")
-            .WithMessage($"Ask for at most {TimeSteps.MaxSteps} steps: widen the step or shorten the range.");
+        RuleFor(q => q.StepMinutes).InclusiveBetween(1, TimeSteps.MaxStepMinutes);
     }
 }
 
@@ -42,7 +39,7 @@ public static class AvailabilityEndpoints
     /// Per step: GPUs free for the whole step that the caller could book (the holdback is not for sale to tenants
     /// outside the internal tier), and the pool's healthy GPUs.
     /// </summary>
-    public static async Task<Results<Ok<AvailabilityResponse>, ProblemHttpResult>> GetAvailability(string poolId, [AsParameters] AvailabilityQuery query,
+    public static async Task<Results<Ok<AvailabilityResponse>, ValidationProblem, ProblemHttpResult>> GetAvailability(string poolId, [AsParameters] AvailabilityQuery query,
         ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
     {
         var pool = await db.Pools.AsNoTracking().FirstOrDefaultAsync(p => p.Id == poolId, ct);
@@ -51,9 +48,12 @@ public static class AvailabilityEndpoints
             return Problems.NotFound($"Pool '{poolId}'");
         }
 
-        var step = TimeSpan.FromMinutes(query.StepMinutes ?? TimeSteps.DefaultStepMinutes);
-        var from = BookingRules.TruncateToSecond(query.From ?? time.GetUtcNow());
-        var to = query.To ?? from + TimeSteps.DefaultSpan;
+        var (from, to, step, invalid) = TimeSteps.Resolve(query.From, query.To, query.StepMinutes, time.GetUtcNow());
+        if (invalid is not null)
+        {
+            return invalid;
+        }
+
         var holdback = BookingRules.HoldbackFor(pool, OfferingEndpoints.TierForCaller(user));
         var total = (await PoolCapacity.ForPoolsAsync(db, [poolId], ct)).GetValueOrDefault(poolId, PoolCapacity.Empty).HealthyGpus;
         var steps = await occupancy.ReadAsync(db, poolId, index => TimeSteps.Cut(from, to, step)

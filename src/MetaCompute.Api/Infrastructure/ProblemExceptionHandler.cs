@@ -32,6 +32,13 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
 
     private static ProblemDetails Map(HttpContext context, Exception exception) => exception switch
     {
+        BadHttpRequestException { InnerException: JsonException json } when MissingFields(json) is { Length: > 0 } missing => new ValidationProblemDetails(
+            missing.ToDictionary(field => field, field => new[] { $"{field} is required." }))
+        {
+            Status = StatusCodes.Status400BadRequest,
+            Type = Problems.ValidationFailedType,
+            Title = "The request is not valid.",
+        },
         BadHttpRequestException bad => new ProblemDetails
         {
             Status = bad.StatusCode,
@@ -94,6 +101,27 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         StatusCodes.Status415UnsupportedMediaType => "Unsupported media type",
         _ => "Malformed request",
     };
+
+    /// <summary>
+    /// The fields a body left out that its record requires (<see cref="JsonSerializerOptions.RespectRequiredConstructorParameters"/>):
+    /// System.Text.Json names them, quoted, in its message and nowhere else. Nested ones are prefixed with the object's path.
+    /// </summary>
+    private static string[] MissingFields(JsonException json)
+    {
+        const string marker = "missing required properties including:";
+        var at = json.Message.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return [];
+        }
+
+        var prefix = json.Path is { Length: > 1 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] + "." : "";
+        return json.Message[(at + marker.Length)..].Split(',')
+            .Select(name => name.Trim().TrimEnd('.').Trim('\''))
+            .Where(name => name.Length > 0)
+            .Select(name => prefix + name)
+            .ToArray();
+    }
 
     /// <summary>Says where a JSON body broke (path, line, byte) without echoing the body.</summary>
     private static string BadRequestDetail(BadHttpRequestException bad)

@@ -4,8 +4,9 @@ using FluentValidation;
 namespace MetaCompute.Api.Infrastructure;
 
 /// <summary>
-/// Validates every handler argument that has a FluentValidation validator, before the handler runs, and answers a
-/// 400 listing each field at fault. Validators check shape only; invariants belong to the database.
+/// Checks the bounds every request obeys (<see cref="InputBounds"/>), then every handler argument that has a
+/// FluentValidation validator, before the handler runs, and answers a 400 listing each field at fault. Validators check
+/// shape only; invariants belong to the database.
 /// </summary>
 public sealed class ValidationFilter : IEndpointFilter
 {
@@ -13,6 +14,11 @@ public sealed class ValidationFilter : IEndpointFilter
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
+        if (InputBounds.Check(context.HttpContext.Request, context.Arguments) is { Count: > 0 } outOfBounds)
+        {
+            return TypedResults.ValidationProblem(outOfBounds, title: "The request is not valid.", type: Problems.ValidationFailedType);
+        }
+
         foreach (var argument in context.Arguments)
         {
             if (argument is null)

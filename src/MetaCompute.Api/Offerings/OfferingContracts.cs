@@ -35,7 +35,7 @@ public sealed class OfferingsQueryValidator : AbstractValidator<OfferingsQuery>
         RuleFor(q => q.Region).NotEmpty().When(q => q.PoolId is null && q.GpuModel is not null);
         RuleFor(q => q.GpuModel).NotEmpty().When(q => q.PoolId is null && q.Region is not null);
         RuleFor(q => q.GpuCount).NotNull().GreaterThan(0);
-        RuleFor(q => q.DurationHours).NotNull().GreaterThan(0);
+        RuleFor(q => q.DurationHours).NotNull().InclusiveBetween(1, Reservations.CreateReservationRequestValidator.MaxDurationHours);
         RuleFor(q => q.LatestStart).GreaterThanOrEqualTo(q => q.EarliestStart!.Value)
             .When(q => q.EarliestStart is not null && q.LatestStart is not null);
         RuleFor(q => q.Limit).InclusiveBetween(1, 50);

@@ -3,21 +3,24 @@ using MetaCompute.Api.Data;
 
 namespace MetaCompute.Api.Reservations;
 
-public sealed record PlacementWish(bool? SingleFabricIsland);
+public sealed record PlacementWish(bool? SingleFabricIsland = null);
 
-/// <summary>Wait in the pool's queue for up to this long instead of a 409 when no capacity is free (like GCP flex-start).</summary>
-public sealed record WaitForCapacity(int? MaxWaitMinutes);
+/// <summary>
+/// Wait in the pool's queue instead of a 409 when no capacity is free (like GCP flex-start), for up to
+/// <c>maxWaitMinutes</c> (omitted: a week, the longest wait, as GKE's queued provisioning waits by default).
+/// </summary>
+public sealed record WaitForCapacity(int? MaxWaitMinutes = null);
 
 /// <summary>Book by <c>offeringId</c>, or by spec: pool, GPU count, start (omitted: now), duration or end, tier, placement.</summary>
 public sealed record CreateReservationRequest(
-    string? OfferingId,
-    string? PoolId,
-    int? GpuCount,
-    DateTimeOffset? StartAt,
-    int? DurationHours,
-    DateTimeOffset? EndAt,
-    ReservationTier? Tier,
-    PlacementWish? Placement,
+    string? OfferingId = null,
+    string? PoolId = null,
+    int? GpuCount = null,
+    DateTimeOffset? StartAt = null,
+    int? DurationHours = null,
+    DateTimeOffset? EndAt = null,
+    ReservationTier? Tier = null,
+    PlacementWish? Placement = null,
     WaitForCapacity? WaitForCapacity = null);
 
 public sealed record ExtendReservationRequest(int AdditionalHours);
@@ -51,6 +54,12 @@ public sealed class CreateReservationRequestValidator : AbstractValidator<Create
     /// <summary>A week, as GCP's flex-start allows.</summary>
     public const int MaxWaitMinutes = 7 * 24 * 60;
 
+    /// <summary>
+    /// The longest block anyone can ask for (five years); a pool's own rules sell less. Bounded here so that the window's
+    /// arithmetic never leaves the calendar before those rules are checked.
+    /// </summary>
+    public const int MaxDurationHours = 5 * 366 * 24;
+
     public CreateReservationRequestValidator()
     {
         When(r => r.OfferingId is not null, () =>
@@ -67,11 +76,11 @@ public sealed class CreateReservationRequestValidator : AbstractValidator<Create
             RuleFor(r => r.GpuCount).NotNull().GreaterThan(0);
             RuleFor(r => r.DurationHours).NotNull().When(r => r.EndAt is null).WithMessage("Give durationHours or endAt.");
             RuleFor(r => r.DurationHours).Null().When(r => r.EndAt is not null).WithMessage("Give durationHours or endAt, not both.");
-            RuleFor(r => r.DurationHours).GreaterThan(0);
+            RuleFor(r => r.DurationHours).InclusiveBetween(1, MaxDurationHours);
             RuleFor(r => r.EndAt).GreaterThan(r => r.StartAt!.Value).When(r => r.StartAt is not null && r.EndAt is not null)
                 .WithMessage("endAt must be after startAt.");
             RuleFor(r => r.Tier).IsInEnum();
-            RuleFor(r => r.WaitForCapacity!.MaxWaitMinutes).NotNull().InclusiveBetween(1, MaxWaitMinutes)
+            RuleFor(r => r.WaitForCapacity!.MaxWaitMinutes).InclusiveBetween(1, MaxWaitMinutes)
                 .OverridePropertyName("waitForCapacity.maxWaitMinutes").WithName("waitForCapacity.maxWaitMinutes")
                 .When(r => r.WaitForCapacity is not null);
         });

@@ -107,7 +107,9 @@ public static class ReservationEndpoints
             spec = resolved;
         }
 
-        TimeSpan? maxWait = request.WaitForCapacity?.MaxWaitMinutes is { } minutes ? TimeSpan.FromMinutes(minutes) : null;
+        TimeSpan? maxWait = request.WaitForCapacity is { } wait
+            ? TimeSpan.FromMinutes(wait.MaxWaitMinutes ?? CreateReservationRequestValidator.MaxWaitMinutes)
+            : null;
         return await idempotent.RunAsync(http, tenantId, request, spec.Pool.Id,
             (batchDb, index, batchNow, batchCt) => BookAsync(batchDb, index, tokens, nodes, owners, quotas.Value, tenantId, spec, maxWait, batchNow, batchCt));
     }

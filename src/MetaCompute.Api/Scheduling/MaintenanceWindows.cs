@@ -109,7 +109,13 @@ public static class MaintenanceWindows
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         return await occupancy.LockedAsync(db, poolId, async index =>
         {
-            var window = await db.MaintenanceWindows.SingleAsync(w => w.Id == windowId, ct);
+            // Read again under the lock: a concurrent cancellation may have taken it away since the look-up above.
+            var window = await db.MaintenanceWindows.SingleOrDefaultAsync(w => w.Id == windowId, ct);
+            if (window is null)
+            {
+                return false;
+            }
+
             db.MaintenanceWindows.Remove(window);
             db.Append(EventTypes.MaintenanceCancelled, null, null, now, new
             {
