@@ -68,6 +68,7 @@ public partial class Program
             .RequireAuthorization()
             .RequireRateLimiting(RateLimiting.PerApiKey)
             .AddEndpointFilter<ValidationFilter>()
+            .AddEndpointFilter<TransientRetryFilter>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
 

@@ -103,6 +103,11 @@ public sealed class ErrorTests(ApiFactory api) : IClassFixture<ApiFactory>
         { "unique", 409, Problems.ConflictType },
         { "serialization", 503, Problems.TemporarilyUnavailableType },
         { "deadlock", 503, Problems.TemporarilyUnavailableType },
+        { "admin-shutdown", 503, Problems.TemporarilyUnavailableType },
+        { "starting-up", 503, Problems.TemporarilyUnavailableType },
+        { "connection-lost", 503, Problems.TemporarilyUnavailableType },
+        { "read-only-standby", 503, Problems.TemporarilyUnavailableType },
+        { "syntax", 500, Problems.InternalErrorType },
         { "unexpected", 500, Problems.InternalErrorType },
     };
 
@@ -116,6 +121,14 @@ public sealed class ErrorTests(ApiFactory api) : IClassFixture<ApiFactory>
             "unique" => new PostgresException("duplicate key", "ERROR", "ERROR", PostgresErrorCodes.UniqueViolation),
             "serialization" => new PostgresException("could not serialize", "ERROR", "ERROR", PostgresErrorCodes.SerializationFailure),
             "deadlock" => new PostgresException("deadlock detected", "ERROR", "ERROR", PostgresErrorCodes.DeadlockDetected),
+            "admin-shutdown" => new PostgresException("terminating connection due to administrator command", "FATAL", "FATAL",
+                PostgresErrorCodes.AdminShutdown),
+            "starting-up" => new PostgresException("the database system is starting up", "FATAL", "FATAL", PostgresErrorCodes.CannotConnectNow),
+            "connection-lost" => new InvalidOperationException("wrapped",
+                new NpgsqlException("Exception while reading from stream", new EndOfStreamException())),
+            "read-only-standby" => new PostgresException("cannot execute INSERT in a read-only transaction", "ERROR", "ERROR",
+                PostgresErrorCodes.ReadOnlySqlTransaction),
+            "syntax" => new PostgresException("syntax error at or near \"secret\"", "ERROR", "ERROR", PostgresErrorCodes.SyntaxError),
             _ => new InvalidOperationException("secret internal detail at /srv/app"),
         };
         var handler = api.Services.GetServices<IExceptionHandler>().OfType<ProblemExceptionHandler>().Single();

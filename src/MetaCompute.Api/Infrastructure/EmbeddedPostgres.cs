@@ -68,6 +68,11 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     public Task StopAsync() => StopAsync("fast");
 
+    /// <summary>Restarts the server on the same port and settings (fast mode: sessions are ended, as an operator's restart would).</summary>
+    public Task RestartAsync() =>
+        RunAsync(_binDirectory, "pg_ctl", ["-D", _dataDirectory, "-l", Path.Combine(_dataDirectory, "server.log"), "-m", "fast", "-w", "-t", "60", "restart"],
+            CancellationToken.None);
+
     /// <summary>
     /// Stops the server as a crash would (immediate mode): no shutdown checkpoint and no flush of the WAL still in its
     /// buffers, so the next start recovers from what reached the disk. For durability tests.

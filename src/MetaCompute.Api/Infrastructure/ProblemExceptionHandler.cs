@@ -9,7 +9,8 @@ namespace MetaCompute.Api.Infrastructure;
 /// <summary>
 /// The one place that maps unexpected exceptions to problem answers: bad requests the framework threw keep their
 /// status; constraint violations and concurrency conflicts are 409 (412 when If-Match was sent); serialization
-/// failures and deadlocks that survived their retries are 503 with Retry-After; anything else is 500 without internals.
+/// failures, deadlocks and other transient database faults (<see cref="TransientFaults"/>) that survived their retries are
+/// 503 with Retry-After; anything else is 500 without internals.
 /// </summary>
 public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
@@ -24,7 +25,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         context.Response.StatusCode = problem.Status!.Value;
         if (problem.Status == StatusCodes.Status503ServiceUnavailable)
         {
-            context.Response.Headers.RetryAfter = "1";
+            context.Response.Headers.RetryAfter = TransientFaults.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
@@ -62,6 +63,13 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
                 Title = "Too much contention",
                 Detail = "The request conflicted with concurrent requests and was not applied; retry it.",
             },
+        _ when TransientFaults.IsTransient(exception) => new ProblemDetails
+        {
+            Status = StatusCodes.Status503ServiceUnavailable,
+            Type = Problems.TemporarilyUnavailableType,
+            Title = "Database unavailable",
+            Detail = "The database could not be reached or is restarting; retry the request (with the same Idempotency-Key for a change).",
+        },
         _ when FindPostgres(exception) is { } pg && pg.SqlState is PostgresErrorCodes.ExclusionViolation or PostgresErrorCodes.UniqueViolation
                 or PostgresErrorCodes.CheckViolation or PostgresErrorCodes.ForeignKeyViolation
             => Conflict("The request conflicts with the current state and was not applied."),

@@ -44,6 +44,7 @@ public static class ServiceSetup
             context.ProblemDetails.Extensions["traceId"] = Activity.Current?.TraceId.ToString() ?? context.HttpContext.TraceIdentifier;
         });
         services.AddExceptionHandler<ProblemExceptionHandler>();
+        services.AddTransientFaultRetries();
         // Validators hold no state, and building one compiles its rules' expressions: build each once.
         services.AddValidatorsFromAssemblyContaining<ValidationFilter>(ServiceLifetime.Singleton, includeInternalTypes: true);
         // Field names as the JSON has them, in the errors' keys and in their messages ('poolId' must not be empty):
