@@ -16,10 +16,13 @@ public sealed class ApiKeyAuthenticationHandler(
     UrlEncoder encoder,
     MetaComputeDbContext db,
     ApiKeyCache cache,
+    FailedAuthentications failures,
     IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
+
+    private const string ThrottledItem = "auth.throttled";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -29,14 +32,27 @@ public sealed class ApiKeyAuthenticationHandler(
             return AuthenticateResult.NoResult();
         }
 
+        var address = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
         {
-            return AuthenticateResult.Fail("The Authorization header must be 'Bearer <api key>'.");
+            return Failed(address, "The Authorization header must be 'Bearer <api key>'.");
         }
 
         var hash = ApiKeys.Hash(header[7..].Trim());
         if (!cache.TryGet(hash, out var key))
         {
+            var hashText = Convert.ToBase64String(hash);
+            if (failures.IsThrottled(address))
+            {
+                Context.Items[ThrottledItem] = true;
+                return AuthenticateResult.Fail("Too many failed authentications from this address.");
+            }
+
+            if (failures.IsKnownUnknown(hashText))
+            {
+                return Failed(address, "The API key is unknown or revoked.");
+            }
+
             key = await db.ApiKeys.AsNoTracking()
                 .Where(k => k.KeyHash == hash && k.RevokedAt == null)
                 .Select(k => new ValidKey(k.Id, k.TenantId, k.Role, k.Prefix,
@@ -44,7 +60,8 @@ public sealed class ApiKeyAuthenticationHandler(
                 .FirstOrDefaultAsync(Context.RequestAborted);
             if (key is null)
             {
-                return AuthenticateResult.Fail("The API key is unknown or revoked.");
+                failures.RememberUnknown(hashText);
+                return Failed(address, "The API key is unknown or revoked.");
             }
 
             cache.Add(hash, key);
@@ -66,8 +83,27 @@ public sealed class ApiKeyAuthenticationHandler(
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
+    /// <summary>A failed authentication, counted against the address; the one over its limit is answered 429 too.</summary>
+    private AuthenticateResult Failed(string address, string reason)
+    {
+        if (!failures.Record(address))
+        {
+            Context.Items[ThrottledItem] = true;
+        }
+
+        return AuthenticateResult.Fail(reason);
+    }
+
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        if (Context.Items.ContainsKey(ThrottledItem))
+        {
+            var wait = Math.Max(1, (int)Math.Ceiling(failures.RetryAfter.TotalSeconds));
+            Response.Headers.RetryAfter = wait.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return WriteProblemAsync(StatusCodes.Status429TooManyRequests, Problems.RateLimitedType, "Too many failed authentications",
+                $"This address sent too many unknown API keys; retry after {wait} s with a valid key.");
+        }
+
         Response.Headers.WWWAuthenticate = "Bearer";
         return WriteProblemAsync(StatusCodes.Status401Unauthorized, Problems.UnauthenticatedType, "Authentication required",
             "Send a valid API key as 'Authorization: Bearer <api key>'.");

@@ -13,6 +13,15 @@ public sealed class AuthOptions
     /// the replica that revoked it and within this time on the others.
     /// </summary>
     public TimeSpan KeyCacheDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Failed authentications a client address may make at once before it is answered 429.</summary>
+    public int FailedAuthenticationBurst { get; set; } = 20;
+
+    /// <summary>Failed authentications a client address earns back per minute.</summary>
+    public int FailedAuthenticationsPerMinute { get; set; } = 30;
+
+    /// <summary>How long a key found unknown is answered 401 without asking the database again.</summary>
+    public TimeSpan UnknownKeyMemory { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary>Validated keys by hash, so a busy client does not cost a database query on every request.</summary>

@@ -57,6 +57,7 @@ public static class ServiceSetup
 
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
         services.AddSingleton<ApiKeyCache>();
+        services.AddSingleton<FailedAuthentications>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()

@@ -55,6 +55,8 @@ public class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         ["Serilog:MinimumLevel:Default"] = "Warning",
         ["RateLimiting:PermitsPerSecond"] = "100000",
         ["RateLimiting:Burst"] = "100000",
+        // Tests that send bad keys on purpose are not throttled for it; AuthThrottleTests sets its own limits.
+        ["Auth:FailedAuthenticationBurst"] = "100000",
         // Tests drive the scheduler's tick themselves, at the times they choose.
         ["Scheduler:Enabled"] = "false",
     };
