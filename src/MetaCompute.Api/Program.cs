@@ -12,7 +12,7 @@ using MetaCompute.Api.Tenants;
 using Scalar.AspNetCore;
 
 var builder = WebApplication.CreateBuilder(args);
-builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = RequestLimits.MaxBodyBytes);
+builder.WebHost.ConfigureKestrel(RequestLimits.Configure);
 builder.AddMetaComputeLogging();
 
 string connectionString;
@@ -34,7 +34,7 @@ var app = builder.Build();
 app.UseMetaComputeRequestLogging();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.UseBodySizeLimit();
+app.UseRequestLimits();
 app.UseAuthentication();
 app.UseAuthorization();
 app.UseRateLimiter();

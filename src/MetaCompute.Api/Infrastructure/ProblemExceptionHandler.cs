@@ -106,6 +106,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
     private static string BadRequestTitle(int status) => status switch
     {
         StatusCodes.Status413PayloadTooLarge => "Request body too large",
+        StatusCodes.Status414UriTooLong => "URL too long",
         StatusCodes.Status415UnsupportedMediaType => "Unsupported media type",
         _ => "Malformed request",
     };

@@ -15,6 +15,8 @@ public static class Problems
     public const string MethodNotAllowedType = BaseUri + "method-not-allowed";
     public const string UnsupportedMediaTypeType = BaseUri + "unsupported-media-type";
     public const string PayloadTooLargeType = BaseUri + "payload-too-large";
+    public const string UriTooLongType = BaseUri + "uri-too-long";
+    public const string HeadersTooLargeType = BaseUri + "headers-too-large";
     public const string RateLimitedType = BaseUri + "rate-limited";
     public const string ConflictType = BaseUri + "conflict";
     public const string PreconditionFailedType = BaseUri + "precondition-failed";
@@ -32,6 +34,8 @@ public static class Problems
         StatusCodes.Status409Conflict => ConflictType,
         StatusCodes.Status412PreconditionFailed => PreconditionFailedType,
         StatusCodes.Status413PayloadTooLarge => PayloadTooLargeType,
+        StatusCodes.Status414UriTooLong => UriTooLongType,
+        StatusCodes.Status431RequestHeaderFieldsTooLarge => HeadersTooLargeType,
         StatusCodes.Status415UnsupportedMediaType => UnsupportedMediaTypeType,
         StatusCodes.Status429TooManyRequests => RateLimitedType,
         StatusCodes.Status503ServiceUnavailable => TemporarilyUnavailableType,
