@@ -18,8 +18,11 @@ public static class BookableWindows
     public const int MaxCandidates = 512;
 
     /// <summary>
-    /// The next feasible windows, earliest first. Feasibility only changes when a hold ends, so the candidates are the
-    /// earliest start and every end of a hold after it, rounded up to the minute.
+    /// The next feasible windows, earliest first, each starting at a different time. Feasibility only changes when a
+    /// hold ends, so the candidates are the earliest start and every end of a hold after it, rounded up to the minute;
+    /// after a feasible one, the whole hours that follow it (up to the next candidate) are offered too while they stay
+    /// feasible, so a quiet pool offers a choice of starts rather than one. Each such hour costs one decision at most
+    /// past the last window found, so a crowded pool pays nothing for it.
     /// </summary>
     public static IReadOnlyList<BookableWindow> Find(PoolOccupancy pool, WindowSearch search)
     {
@@ -32,21 +35,24 @@ public static class BookableWindows
             .Prepend(earliest)
             .Distinct()
             .Order()
-            .Take(MaxCandidates);
+            .Take(MaxCandidates)
+            .ToList();
 
         var found = new List<BookableWindow>();
-        foreach (var ticks in candidates)
+        for (var i = 0; i < candidates.Count && found.Count < search.Limit; i++)
         {
-            var start = new DateTimeOffset(ticks, TimeSpan.Zero);
-            var end = start + search.Duration;
-            var decision = Allocator.Decide(pool, new PlacementRequest(search.GpuCount, start, end, search.SingleFabricIsland, search.HoldbackGpus));
-            if (decision.Placement is { } placement)
+            var next = i + 1 < candidates.Count ? candidates[i + 1] : latest + 1;
+            for (var ticks = candidates[i]; ticks < next && ticks <= latest && found.Count < search.Limit; ticks = NextWholeHour(ticks))
             {
-                found.Add(new BookableWindow(start, end, placement));
-                if (found.Count == search.Limit)
+                var start = new DateTimeOffset(ticks, TimeSpan.Zero);
+                var end = start + search.Duration;
+                if (Allocator.Decide(pool, new PlacementRequest(search.GpuCount, start, end, search.SingleFabricIsland, search.HoldbackGpus)).Placement
+                    is not { } placement)
                 {
                     break;
                 }
+
+                found.Add(new BookableWindow(start, end, placement));
             }
         }
 
@@ -71,6 +77,8 @@ public static class BookableWindows
 
         return new DateTimeOffset(Math.Max(latest, lease.End.UtcTicks), TimeSpan.Zero);
     }
+
+    private static long NextWholeHour(long ticks) => (ticks / TimeSpan.TicksPerHour + 1) * TimeSpan.TicksPerHour;
 
     private static long CeilToMinute(long ticks) => (ticks + TimeSpan.TicksPerMinute - 1) / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute;
 }

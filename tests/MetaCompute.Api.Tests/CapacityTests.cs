@@ -230,7 +230,7 @@ public sealed class CapacityTests(ApiFactory api) : IClassFixture<ApiFactory>
         var sellable = await SellableGpusAsync();
         Assert.Equal([sellable, sellable - 16, sellable - 16, sellable], availability.Steps.Select(s => s.FreeGpus));
         var healthy = sellable + await api.ScalarAsync<int>("SELECT rules_holdback_gpus FROM pools WHERE id = $1", Pool);
-        Assert.All(availability.Steps, s => Assert.Equal(healthy, s.TotalGpus));
+        Assert.All(availability.Steps, s => Assert.Equal(healthy, s.HealthyGpus));
     }
 
     [Fact]

@@ -82,9 +82,24 @@ public sealed class CatalogTests(ApiFactory api) : IClassFixture<ApiFactory>
         var pool = Fleet.Pools[0];
         var response = (await client.GetFromJsonAsync<AvailabilityResponse>($"/v1/pools/{pool.Id}/availability?stepMinutes=120", Json.Options))!;
         var healthy = Fleet.Nodes.Count(n => n.PoolId == pool.Id && !n.Failed) * 8;
+        var total = Fleet.Nodes.Count(n => n.PoolId == pool.Id) * 8;
         var holdback = (await client.GetFromJsonAsync<PoolResponse>($"/v1/pools/{pool.Id}", Json.Options))!.Rules.HoldbackGpus;
         Assert.Equal(12, response.Steps.Count);
-        Assert.All(response.Steps, s => Assert.Equal((healthy - holdback, healthy), (s.FreeGpus, s.TotalGpus)));
+        Assert.All(response.Steps, s => Assert.Equal((healthy - holdback, healthy, total), (s.FreeGpus, s.HealthyGpus, s.TotalGpus)));
+        // The same names mean the same on the pool.
+        var poolView = (await client.GetFromJsonAsync<PoolResponse>($"/v1/pools/{pool.Id}", Json.Options))!;
+        Assert.Equal((poolView.HealthyGpus, poolView.TotalGpus), (response.Steps[0].HealthyGpus, response.Steps[0].TotalGpus));
+    }
+
+    [Fact]
+    public async Task Offerings_on_an_empty_pool_are_as_many_distinct_windows_as_asked()
+    {
+        using var client = api.OperatorClient();
+        var earliest = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddDays(1).ToString("O"));
+        var offerings = (await client.GetFromJsonAsync<Page<Offerings.OfferingResponse>>(
+            $"/v1/offerings?poolId={Fleet.Pools[0].Id}&gpuCount=8&durationHours=4&earliestStart={earliest}&limit=3", Json.Options))!.Items;
+        Assert.Equal(3, offerings.Select(o => o.StartAt).Distinct().Count());
+        Assert.Equal(offerings.Select(o => o.StartAt).Order(), offerings.Select(o => o.StartAt));
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using MetaCompute.Api.Scheduling;
 using MetaCompute.Api.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MetaCompute.Api.Tests;
@@ -26,8 +27,10 @@ public sealed class FaultInjectionTests(ApiFactory api) : IClassFixture<ApiFacto
 
         // 8,640 simulated seconds per real one: ten minutes are 60 days, when the test fleet expects about 29 faults;
         // the longest repair (a day) takes 10 s.
+        var log = new FirstStartTests.LogCollector();
+        using var loggers = LoggerFactory.Create(logging => logging.AddProvider(log));
         var injector = new FaultInjector(Options.Create(new FaultOptions { Enabled = true, Seed = 3, TimeScale = 8_640 }),
-            api.Services.GetRequiredService<PoolOccupancyCache>());
+            api.Services.GetRequiredService<PoolOccupancyCache>(), loggers.CreateLogger<FaultInjector>());
         var start = DateTimeOffset.UtcNow;
         async Task<FaultInjector.Result> TickAsync(DateTimeOffset now)
         {
@@ -40,6 +43,10 @@ public sealed class FaultInjectionTests(ApiFactory api) : IClassFixture<ApiFacto
         var failed = (await TickAsync(afterFaults)).Failed;
 
         Assert.InRange(failed, 10, 60);
+        // Each failure is logged naming its node, its cause and when its repair is due.
+        var failures = log.Entries.Select(e => e.Message).Where(m => m.StartsWith("Fault model: node ", StringComparison.Ordinal) && m.Contains(" failed (")).ToList();
+        Assert.Equal(failed, failures.Count);
+        Assert.All(failures, line => Assert.Matches(@"^Fault model: node \d+ failed \(.+, .+\); repair due .+, in [\d.]+ min$", line));
         Assert.Equal((long)failed, await api.ScalarAsync<long>(
             "SELECT count(*) FROM events WHERE type = 'node.failed' AND data->>'by' = $1", FaultInjector.Actor));
         Assert.Equal((long)failed, await api.ScalarAsync<long>("SELECT count(*) FROM nodes WHERE state = 'Failed' AND repair_due_at IS NOT NULL"));

@@ -90,7 +90,7 @@ public sealed class NodeOperationsTests(ApiFactory api) : IClassFixture<ApiFacto
         await (await operatorClient.PostAsync("/v1/admin/nodes/99999999/drain", null)).AssertProblemAsync(HttpStatusCode.NotFound, Problems.NotFoundType);
 
         var audit = await api.WithDbAsync(db => Task.FromResult(db.Events.Where(e => e.Type == EventTypes.NodeDrained).ToList()));
-        var data = Assert.Single(audit, e => e.Data.RootElement.GetProperty("nodeId").GetInt32() == int.Parse(node.Id)).Data.RootElement;
+        var data = Assert.Single(audit, e => e.Data.RootElement.GetProperty("nodeId").GetString() == node.Id).Data.RootElement;
         Assert.Equal("healthy", data.GetProperty("before").GetString());
         Assert.Equal("draining", data.GetProperty("after").GetString());
         Assert.False(string.IsNullOrEmpty(data.GetProperty("by").GetString()));
@@ -158,6 +158,10 @@ public sealed class NodeOperationsTests(ApiFactory api) : IClassFixture<ApiFacto
         var events = await client.ReadEventsUntilAsync(p => p.Items.Any(e => e.Type == EventTypes.LeaseMigrated && e.ReservationId == running.Id));
         var migration = events.Items.Single(e => e.Type == EventTypes.LeaseMigrated && e.ReservationId == running.Id).Data;
         Assert.True(migration.GetProperty("sameFabricIsland").GetBoolean());
+        // Events name nodes as leases do: by the same string ids.
+        Assert.Equal((node.NodeId, target.NodeId), (migration.GetProperty("fromNodeId").GetString(), migration.GetProperty("toNodeId").GetString()));
+        var scheduled = events.Items.Single(e => e.Type == EventTypes.ReservationScheduled && e.ReservationId == running.Id).Data;
+        Assert.Equal([node.NodeId], scheduled.GetProperty("nodeIds").EnumerateArray().Select(n => n.GetString()));
 
         // Nothing new lands on the failed node until it is restored.
         await (await operatorClient.PostAsync($"/v1/admin/nodes/{node.NodeId}/fail", null))

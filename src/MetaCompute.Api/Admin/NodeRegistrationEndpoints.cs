@@ -83,7 +83,7 @@ public static class NodeRegistrationEndpoints
 
             db.Append(EventTypes.NodeRegistered, null, null, now, new
             {
-                poolId = island.PoolId, fabricIsland = island.Name, by = user.KeyIdOf(), nodeIds = nodes.Select(n => n.Id),
+                poolId = island.PoolId, fabricIsland = island.Name, by = user.KeyIdOf(), nodeIds = nodes.Select(n => n.Id.ToString()),
             });
             await db.SaveChangesAsync(ct);
             foreach (var node in nodes)

@@ -13,7 +13,11 @@ namespace MetaCompute.Api.Catalog;
 
 public sealed record AvailabilityQuery(DateTimeOffset? From, DateTimeOffset? To, int? StepMinutes);
 
-public sealed record AvailabilityStep(DateTimeOffset StartAt, DateTimeOffset EndAt, int FreeGpus, int TotalGpus);
+/// <summary>
+/// One step: GPUs the caller could book for the whole step, and the pool's healthy and total GPUs (the same names and
+/// meanings as on the pool: total counts every GPU, healthy those on nodes that are not failed).
+/// </summary>
+public sealed record AvailabilityStep(DateTimeOffset StartAt, DateTimeOffset EndAt, int FreeGpus, int HealthyGpus, int TotalGpus);
 
 public sealed record AvailabilityResponse(string PoolId, int StepMinutes, IReadOnlyList<AvailabilityStep> Steps);
 
@@ -37,7 +41,7 @@ public static class AvailabilityEndpoints
 
     /// <summary>
     /// Per step: GPUs free for the whole step that the caller could book (the holdback is not for sale to tenants
-    /// outside the internal tier), and the pool's healthy GPUs.
+    /// outside the internal tier), and the pool's healthy and total GPUs.
     /// </summary>
     public static async Task<Results<Ok<AvailabilityResponse>, ValidationProblem, ProblemHttpResult>> GetAvailability(string poolId, [AsParameters] AvailabilityQuery query,
         ClaimsPrincipal user, MetaComputeDbContext db, PoolOccupancyCache occupancy, TimeProvider time, CancellationToken ct)
@@ -55,9 +59,10 @@ public static class AvailabilityEndpoints
         }
 
         var holdback = BookingRules.HoldbackFor(pool, OfferingEndpoints.TierForCaller(user));
-        var total = (await PoolCapacity.ForPoolsAsync(db, [poolId], ct)).GetValueOrDefault(poolId, PoolCapacity.Empty).HealthyGpus;
+        var capacity = (await PoolCapacity.ForPoolsAsync(db, [poolId], ct)).GetValueOrDefault(poolId, PoolCapacity.Empty);
         var steps = await occupancy.ReadAsync(db, poolId, index => TimeSteps.Cut(from, to, step)
-            .Select(w => new AvailabilityStep(w.Start, w.End, Math.Max(0, Allocator.FreeGpus(index, w.Start, w.End) - holdback), total))
+            .Select(w => new AvailabilityStep(w.Start, w.End, Math.Max(0, Allocator.FreeGpus(index, w.Start, w.End) - holdback),
+                capacity.HealthyGpus, capacity.TotalGpus))
             .ToList(), ct);
         return TypedResults.Ok(new AvailabilityResponse(poolId, (int)step.TotalMinutes, steps));
     }

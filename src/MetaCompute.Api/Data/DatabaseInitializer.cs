@@ -41,6 +41,18 @@ public static class DatabaseInitializer
         var time = scope.ServiceProvider.GetRequiredService<TimeProvider>();
         var configuration = scope.ServiceProvider.GetRequiredService<IConfiguration>();
 
+        var target = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString());
+        if (scope.ServiceProvider.GetService<EmbeddedPostgres>() is { } embedded)
+        {
+            logger.LogInformation("PostgreSQL: the embedded server in {DataDirectory}, on port {Port}, database {Database}", embedded.DataDirectory,
+                embedded.Port, target.Database);
+        }
+        else
+        {
+            logger.LogInformation("PostgreSQL: {Host}:{Port}, database {Database}", target.Host, target.Port, target.Database);
+        }
+
+        var phase = Stopwatch.StartNew();
         await EnsureDatabaseExistsAsync(db.Database.GetConnectionString()!, ct);
         // Replicas starting together on a new database would otherwise run the same migrations side by side (one of
         // them failing on a table the other just created): one migrates, the others wait and then find nothing to do.
@@ -54,7 +66,16 @@ public static class DatabaseInitializer
                 // as an error (dotnet/efcore#37328) although it is the expected first step. Creating the table first, as
                 // EF itself would, keeps a first start's log free of errors that are not errors.
                 await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(ct);
+                var pending = (await db.Database.GetPendingMigrationsAsync(ct)).ToList();
                 await db.Database.MigrateAsync(ct);
+                if (pending.Count == 0)
+                {
+                    logger.LogInformation("Migrations: the schema is current ({ElapsedMs} ms)", phase.ElapsedMilliseconds);
+                }
+                else
+                {
+                    logger.LogInformation("Migrations: applied {Count} in {ElapsedMs} ms", pending.Count, phase.ElapsedMilliseconds);
+                }
             }
             finally
             {
@@ -72,6 +93,7 @@ public static class DatabaseInitializer
             await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({SeedLockKey})", ct);
             if (!await db.Regions.AnyAsync(ct))
             {
+                logger.LogInformation("Seeding a simulated data centre of about {TargetGpus} GPUs (seed {Seed})", simulation.TargetGpus, simulation.Seed);
                 var stopwatch = Stopwatch.StartNew();
                 var inventory = InventoryGenerator.Generate(new InventoryOptions
                 {
@@ -84,7 +106,9 @@ public static class DatabaseInitializer
             }
             else
             {
+                var (gpus, nodes) = (await db.Gpus.CountAsync(ct), await db.Nodes.CountAsync(ct));
                 await tx.CommitAsync(ct);
+                logger.LogInformation("Found a seeded data centre: {Gpus} GPUs, {Nodes} nodes", gpus, nodes);
             }
         }
 

@@ -33,7 +33,7 @@ public static class FailureRehoming
                 db.LeaseLosses.Add(new LeaseLoss { LeaseId = hold.LeaseId, NodeId = failedNodeId, GpuCount = lost.Count, Since = now });
                 db.Append(EventTypes.LeaseDegraded, owner.TenantId, owner.ReservationId, now, new
                 {
-                    leaseId = hold.LeaseId, nodeId = failedNodeId, gpuCount = lost.Count, reason = "no spare GPUs for the rest of the lease",
+                    leaseId = hold.LeaseId, nodeId = failedNodeId.ToString(), gpuCount = lost.Count, reason = "no spare GPUs for the rest of the lease",
                 });
                 degraded++;
                 continue;
@@ -74,9 +74,9 @@ public static class FailureRehoming
         db.Append(EventTypes.LeaseMigrated, tenantId, reservationId, now, new
         {
             leaseId = hold.LeaseId,
-            fromNodeId,
+            fromNodeId = fromNodeId.ToString(),
             fromGpuIndices = lost.Indices(),
-            toNodeId = replacement.NodeId,
+            toNodeId = replacement.NodeId.ToString(),
             toGpuIndices = replacement.Indices(),
             sameFabricIsland = index.IslandOf(replacement.NodeId) == index.IslandOf(fromNodeId),
             at = from,

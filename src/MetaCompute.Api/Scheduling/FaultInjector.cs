@@ -25,7 +25,7 @@ public sealed class FaultOptions
 /// nodes whose repair is due come back. The repair time lives on the node, so a new leader carries on where the old
 /// one stopped. Each tick acts at its own time; it never writes into the future.
 /// </summary>
-public sealed class FaultInjector(IOptions<FaultOptions> options, PoolOccupancyCache occupancy)
+public sealed class FaultInjector(IOptions<FaultOptions> options, PoolOccupancyCache occupancy, ILogger<FaultInjector>? logger = null)
 {
     public const string Actor = "fault-model";
 
@@ -43,7 +43,11 @@ public sealed class FaultInjector(IOptions<FaultOptions> options, PoolOccupancyC
         foreach (var nodeId in repaired)
         {
             var (status, _) = await NodeTransitions.ApplyAsync(db, occupancy, nodeId, NodeTransition.Restore, Actor, now, new { reason = "repaired" }, ct);
-            restored += status == NodeChangeStatus.Changed ? 1 : 0;
+            if (status == NodeChangeStatus.Changed)
+            {
+                restored++;
+                logger?.LogInformation("Fault model: node {NodeId} repaired and back in service", nodeId);
+            }
         }
 
         if (_last is not { } last || _fleet.Length == 0)
@@ -62,7 +66,12 @@ public sealed class FaultInjector(IOptions<FaultOptions> options, PoolOccupancyC
             var (status, _) = await NodeTransitions.ApplyAsync(db, occupancy, fault.NodeId, NodeTransition.Fail, Actor, now,
                 new { cause = fault.Cause.Component, category = fault.Cause.Category, repairDueAt }, ct, repairDueAt);
             // A fault on a node that is already out changes nothing: the node is down either way.
-            failed += status == NodeChangeStatus.Changed ? 1 : 0;
+            if (status == NodeChangeStatus.Changed)
+            {
+                failed++;
+                logger?.LogInformation("Fault model: node {NodeId} failed ({Cause}, {Category}); repair due {RepairDueAt:u}, in {RepairMinutes:0.#} min",
+                    fault.NodeId, fault.Cause.Component, fault.Cause.Category, repairDueAt, (repairDueAt - now).TotalMinutes);
+            }
         }
 
         _last = now;

@@ -37,7 +37,7 @@ public static class LeaseGrants
             startAt = reservation.StartAt,
             endAt = reservation.EndAt,
             leaseId = lease.Id,
-            nodeIds = placement.Gpus.Select(g => g.NodeId),
+            nodeIds = placement.Gpus.Select(g => g.NodeId.ToString()),
             queuedSeconds = queuedSince is { } since ? (long?)(now - since).TotalSeconds : null,
         });
         var hold = new LeaseHold(lease.Id, lease.StartAt, lease.EndAt, placement.Gpus);

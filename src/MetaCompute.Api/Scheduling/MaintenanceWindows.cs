@@ -86,8 +86,8 @@ public static class MaintenanceWindows
             db.MaintenanceWindows.Add(window);
             db.Append(EventTypes.MaintenanceScheduled, null, null, now, new
             {
-                windowId = window.Id, nodeId = node.Id, node.Hostname, poolId = node.PoolId, startAt = start, endAt = end, reason, force, by,
-                leases = affected.Select(a => new { a.LeaseId, a.ReservationId, a.Outcome, a.ToNodeId }),
+                windowId = window.Id, nodeId = node.Id.ToString(), node.Hostname, poolId = node.PoolId, startAt = start, endAt = end, reason, force, by,
+                leases = affected.Select(a => new { a.LeaseId, a.ReservationId, a.Outcome, toNodeId = a.ToNodeId?.ToString() }),
             });
             await db.SaveChangesAsync(ct);
             await AllocationWriter.AppendHoldAsync(db, node.PoolId, window.Id, start, end, windowHold.Gpus, now, ct);
@@ -119,7 +119,7 @@ public static class MaintenanceWindows
             db.MaintenanceWindows.Remove(window);
             db.Append(EventTypes.MaintenanceCancelled, null, null, now, new
             {
-                windowId, nodeId, poolId, startAt = window.Period.LowerBound, endAt = window.Period.UpperBound, by,
+                windowId, nodeId = nodeId.ToString(), poolId, startAt = window.Period.LowerBound, endAt = window.Period.UpperBound, by,
             });
             await db.SaveChangesAsync(ct);
             await AllocationWriter.AppendHoldAsync(db, poolId, windowId, now, now, [], now, ct);
@@ -146,7 +146,7 @@ public static class MaintenanceWindows
         db.LeaseLosses.Add(new LeaseLoss { LeaseId = lease.Id, NodeId = nodeId, GpuCount = gpuCount, Since = since });
         db.Append(EventTypes.LeaseDegraded, owner.TenantId, owner.Id, now, new
         {
-            leaseId = lease.Id, nodeId, gpuCount, from = windowStart, reason = "maintenance on the node and no equivalent GPUs to move to",
+            leaseId = lease.Id, nodeId = nodeId.ToString(), gpuCount, from = windowStart, reason = "maintenance on the node and no equivalent GPUs to move to",
         });
     }
 }

@@ -65,7 +65,7 @@ public static class NodeTransitions
 
             db.Append(transition.EventType, null, null, now, new
             {
-                nodeId, node.Hostname, poolId, by, before = WireEnum.Name(before), after = WireEnum.Name(transition.To), outcome, details,
+                nodeId = nodeId.ToString(), node.Hostname, poolId, by, before = WireEnum.Name(before), after = WireEnum.Name(transition.To), outcome, details,
             });
             await db.SaveChangesAsync(ct);
             await db.Database.ExecuteSqlAsync($"""

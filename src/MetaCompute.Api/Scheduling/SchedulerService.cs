@@ -97,6 +97,12 @@ public sealed class SchedulerService(IServiceScopeFactory scopes, TimeProvider t
         if (await command.ExecuteScalarAsync(ct) is true)
         {
             logger.LogInformation("This instance is the scheduler's leader");
+            if (faultOptions.Value.Enabled)
+            {
+                logger.LogInformation(
+                    "Fault model is on (seed {Seed}, {TimeScale}x simulated time): nodes fail at the rate and with the causes of a 16,384-GPU training run",
+                    faultOptions.Value.Seed, faultOptions.Value.TimeScale);
+            }
             return connection;
         }
 

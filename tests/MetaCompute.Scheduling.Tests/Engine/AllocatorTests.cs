@@ -90,14 +90,32 @@ public sealed class AllocatorTests
     }
 
     [Fact]
-    public void Windows_start_when_holds_end()
+    public void Windows_start_when_holds_end_and_on_the_whole_hours_after()
     {
         var pool = WithIslands(4, 4);
         pool.Book(Request(32, 0, 5));
         var windows = BookableWindows.Find(pool, new WindowSearch(16, TimeSpan.FromHours(2), T0, T0.AddHours(24), Limit: 3));
-        Assert.Equal(T0.AddHours(5), windows[0].Start);
+        Assert.Equal([T0.AddHours(5), T0.AddHours(6), T0.AddHours(7)], windows.Select(w => w.Start));
         Assert.Equal(T0.AddHours(7), windows[0].End);
-        Assert.Single(windows);
+    }
+
+    [Fact]
+    public void An_empty_pool_offers_as_many_distinct_starts_as_asked_from_the_earliest_on()
+    {
+        var pool = WithIslands(4, 4);
+        var from = T0.AddMinutes(17);
+        var windows = BookableWindows.Find(pool, new WindowSearch(16, TimeSpan.FromHours(2), from, from.AddDays(7), Limit: 3));
+        Assert.Equal([from, T0.AddHours(1), T0.AddHours(2)], windows.Select(w => w.Start));
+    }
+
+    [Fact]
+    public void Hourly_starts_stop_where_a_later_hold_makes_them_infeasible_and_resume_when_it_ends()
+    {
+        var pool = WithIslands(4, 4);
+        pool.Book(Request(32, 4, 6));
+        var windows = BookableWindows.Find(pool, new WindowSearch(32, TimeSpan.FromHours(2), T0, T0.AddHours(24), Limit: 5));
+        // 0–2 and 1–3 and 2–4 fit before the hold; 3–5 would overlap it; the next start is its end.
+        Assert.Equal([T0, T0.AddHours(1), T0.AddHours(2), T0.AddHours(6), T0.AddHours(7)], windows.Select(w => w.Start));
     }
 
     [Fact]
