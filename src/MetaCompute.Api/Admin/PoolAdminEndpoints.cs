@@ -49,6 +49,8 @@ public static class PoolAdminEndpoints
     {
         admin.MapPut("/pools/{poolId}", UpdatePool).WithTags("Admin: fleet").WithName("updatePool")
             .WithSummary("Replace a pool's rules, holdback and prices; requires If-Match with the pool's ETag")
+            .WithMetadata(new TakesHeader("If-Match", Required: true, MaxLength: 20, "The pool's ETag from GET /v1/pools/{poolId}; 412 when the pool changed since."),
+                new AnswersHeader(StatusCodes.Status200OK, "ETag", "The pool's version after the edit, for the next If-Match."))
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status412PreconditionFailed).ProducesProblem(StatusCodes.Status428PreconditionRequired);
         return admin;

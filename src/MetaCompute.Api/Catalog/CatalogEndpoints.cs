@@ -15,6 +15,7 @@ public static class CatalogEndpoints
         catalog.MapGet("/regions", ListRegions).WithName("listRegions").WithSummary("List regions and their sites");
         catalog.MapGet("/pools", ListPools).WithName("listPools").WithSummary("List capacity pools with their rules and prices");
         catalog.MapGet("/pools/{poolId}", GetPool).WithName("getPool").WithSummary("Get one capacity pool")
+            .WithMetadata(new AnswersHeader(StatusCodes.Status200OK, "ETag", "The pool's version, to send as If-Match with an edit."))
             .ProducesProblem(StatusCodes.Status404NotFound);
         return v1;
     }

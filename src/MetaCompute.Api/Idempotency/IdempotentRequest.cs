@@ -46,6 +46,15 @@ public sealed class IdempotentRequest(PoolDecider decider, IOptions<JsonOptions>
     public const string KeyInFlightType = Problems.BaseUri + "idempotency-key-in-flight";
     public const string KeyMissingType = Problems.BaseUri + "idempotency-key-missing";
 
+    /// <summary>What the OpenAPI document says of an operation run through here: the key it takes and the headers it answers.</summary>
+    public static object[] OpenApiMetadata(params int[] successStatuses) =>
+    [
+        new TakesHeader(HeaderName, Required: true, MaxLength: 255,
+            "Makes the change at most once: the same key and body replay the first answer, another body with it is 422, and a key whose first request is still running is 409. Kept at least 24 hours."),
+        new AnswersHeader(StatusCodes.Status409Conflict, "Retry-After", "With idempotency-key-in-flight: seconds to wait before retrying."),
+        .. successStatuses.Select(status => new AnswersHeader(status, "Idempotent-Replayed", "true when this is the stored answer to an earlier request with the same key.")),
+    ];
+
     /// <param name="reservationId">The existing reservation the effect changes, loaded for the whole batch at once.</param>
     public async Task<IResult> RunAsync(HttpContext http, Guid tenantId, object? request, string poolId, PoolEffect effect, Guid? reservationId = null)
     {

@@ -7,7 +7,7 @@ namespace MetaCompute.Api.Infrastructure;
 
 /// <summary>
 /// Shape rules every request obeys, whatever its own validator says: no text holds a NUL character (PostgreSQL cannot
-/// store one and refuses the statement), and every time lies in [<see cref="Earliest"/>, <see cref="Latest"/>), so
+/// store one and refuses the statement) or more than <see cref="MaxTextLength"/> characters, and every time lies in [<see cref="Earliest"/>, <see cref="Latest"/>), so
 /// that date arithmetic, ranges and defaults derived from it stay inside the calendar.
 /// </summary>
 public static class InputBounds
@@ -18,6 +18,11 @@ public static class InputBounds
     public static readonly string TimeMessage = $"Give a time from {Earliest:yyyy-MM-dd} up to {Latest:yyyy-MM-dd} (UTC).";
     public const string NulMessage = "Text must not contain the NUL character (U+0000).";
 
+    /// <summary>The longest text any field, query value or path segment may hold; fields with rules of their own hold less.</summary>
+    public const int MaxTextLength = 1_000;
+
+    public static readonly string LengthMessage = $"Text is at most {MaxTextLength} characters long.";
+
     private static readonly ConcurrentDictionary<Type, PropertyInfo[]> Checked = new();
 
     /// <summary>The fields at fault in the request's route, query string and bound arguments, by the names the client used.</summary>
@@ -26,17 +31,21 @@ public static class InputBounds
         var errors = new Dictionary<string, string[]>();
         foreach (var (name, value) in request.RouteValues)
         {
-            if (value is string text && text.Contains('\0'))
+            if (value is string text && TextFault(text) is { } fault)
             {
-                errors[name] = [NulMessage];
+                errors[name] = [fault];
             }
         }
 
         foreach (var (name, values) in request.Query)
         {
-            if (values.Any(v => v is not null && v.Contains('\0')) || name.Contains('\0'))
+            if (values.Select(v => v is null ? null : TextFault(v)).FirstOrDefault(f => f is not null) is { } fault)
             {
-                errors[name.Replace("\0", "\\0", StringComparison.Ordinal)] = [NulMessage];
+                errors[name.Replace("\0", "\\0", StringComparison.Ordinal)] = [fault];
+            }
+            else if (TextFault(name) is { } nameFault)
+            {
+                errors[name.Length > 40 ? name[..40] + "…" : name.Replace("\0", "\\0", StringComparison.Ordinal)] = [nameFault];
             }
         }
 
@@ -72,8 +81,8 @@ public static class InputBounds
         {
             case null:
                 return;
-            case string text when text.Contains('\0'):
-                errors[name] = [NulMessage];
+            case string text when TextFault(text) is { } fault:
+                errors[name] = [fault];
                 return;
             case DateTimeOffset time when time < Earliest || time >= Latest:
                 errors[name] = [TimeMessage];
@@ -97,6 +106,8 @@ public static class InputBounds
                 return;
         }
     }
+
+    private static string? TextFault(string text) => text.Contains('\0') ? NulMessage : text.Length > MaxTextLength ? LengthMessage : null;
 
     /// <summary>
     /// Only the API's own request shapes (records: bodies and bound queries) are walked, never the services, principals or

@@ -28,8 +28,11 @@ public static class OpenApiSetup
                     Scheme = "bearer",
                     Description = "An API key: `Authorization: Bearer <api key>`.",
                 };
+                // The service is reached at whatever address it is deployed behind; a client is given its base address.
+                document.Servers = [];
                 document.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerScheme, document)] = [] }];
                 return Task.CompletedTask;
             });
+            OpenApiContract.Apply(options);
         });
 }

@@ -25,6 +25,7 @@ public static class ServiceSetup
         {
             options.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
             options.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+            options.SerializerOptions.Converters.Add(new MoneyJsonConverter());
             // A field without a default in its record is required: a body that leaves it out is a 400 naming it, never
             // a zero that slips past the validator (a quota of 0, a price of 0). The OpenAPI document says the same.
             options.SerializerOptions.RespectRequiredConstructorParameters = true;

@@ -34,6 +34,8 @@ public static class ReservationEndpoints
         var reservations = tenant.MapGroup("/reservations").WithTags("Reservations");
         reservations.MapPost("", CreateReservation).WithName("createReservation")
             .WithSummary("Reserve GPUs, by offering id or by spec; requires an Idempotency-Key")
+            .WithMetadata(IdempotentRequest.OpenApiMetadata(StatusCodes.Status201Created, StatusCodes.Status202Accepted))
+            .WithMetadata(new AnswersHeader(StatusCodes.Status202Accepted, "Location", "Where to follow the queued reservation."))
             .Produces<ReservationResponse>(StatusCodes.Status201Created)
             .Produces<ReservationResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem()
@@ -46,6 +48,7 @@ public static class ReservationEndpoints
             .WithSummary("Get a reservation and its lease").ProducesProblem(StatusCodes.Status404NotFound);
         reservations.MapPost("/{reservationId}/cancel", CancelReservation).WithName("cancelReservation")
             .WithSummary("Cancel: before the start everything is released; after it, the GPUs are freed from now")
+            .WithMetadata(IdempotentRequest.OpenApiMetadata(StatusCodes.Status200OK))
             .Produces<ReservationResponse>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -53,6 +56,7 @@ public static class ReservationEndpoints
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         reservations.MapPost("/{reservationId}/extend", ExtendReservation).WithName("extendReservation")
             .WithSummary("Extend on the same GPUs, or 409 saying the longest extension possible")
+            .WithMetadata(IdempotentRequest.OpenApiMetadata(StatusCodes.Status200OK))
             .Produces<ReservationResponse>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)

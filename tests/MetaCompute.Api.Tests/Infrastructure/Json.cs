@@ -8,6 +8,6 @@ public static class Json
     /// <summary>The API's wire format: camelCase, enums as snake_case strings.</summary>
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower), new MetaCompute.Api.Infrastructure.MoneyJsonConverter() },
     };
 }
