@@ -32,15 +32,16 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Terminated_backends_under_load_answer_success_or_503_with_retry_after_and_lose_nothing_acknowledged()
     {
-        var answers = await RunLoadAsync(async (connection, stop) =>
+        var answers = await RunLoadAsync(async (connection, answered, stop) =>
         {
             while (!stop.IsCancellationRequested)
             {
+                // Each kill waits for a few answers since the last, so the load always gets on between two.
+                await answered(4);
                 await using var kill = new NpgsqlCommand(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
                     connection);
                 await kill.ExecuteScalarAsync();
-                await Task.Delay(200);
             }
         });
 
@@ -52,10 +53,11 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IAsyncLifetim
     public async Task A_database_restart_under_load_answers_success_or_503_with_retry_after_and_loses_nothing_acknowledged()
     {
         DateTime startedBefore = default;
-        var answers = await RunLoadAsync(async (connection, stop) =>
+        var answers = await RunLoadAsync(async (connection, answered, stop) =>
         {
             startedBefore = await StartTimeAsync(connection);
-            await Task.Delay(TimeSpan.FromSeconds(1), stop);
+            // Mid-load: once the clients have been answered a while.
+            await answered(40);
             await _server!.RestartAsync();
         });
 
@@ -71,7 +73,8 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IAsyncLifetim
     /// Four clients book, cancel and read for <see cref="LoadTime"/> while <paramref name="fault"/> runs; then checks every
     /// answer and the tables.
     /// </summary>
-    private async Task<List<Answer>> RunLoadAsync(Func<NpgsqlConnection, CancellationToken, Task> fault)
+    /// <param name="fault">Given a way to wait until the clients have had so many more answers.</param>
+    private async Task<List<Answer>> RunLoadAsync(Func<NpgsqlConnection, Func<int, Task>, CancellationToken, Task> fault)
     {
         var connectionString = TestDatabaseServer.WithDatabase(_server!.ConnectionString(), "metacompute_faults");
         await using var app = new ApiFactory.Replica(connectionString);
@@ -127,7 +130,7 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IAsyncLifetim
             await faults.OpenAsync();
             try
             {
-                await fault(faults, stop.Token);
+                await fault(faults, more => AnsweredAsync(answers, more, stop.Token), stop.Token);
             }
             catch (Exception e) when (e is OperationCanceledException or NpgsqlException)
             {
@@ -150,6 +153,16 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.Equal(0L, await CountAsync(check, TenantClient.OverlapSql));
         output.WriteLine(Summary(all));
         return all;
+    }
+
+    /// <summary>Waits until <paramref name="more"/> further answers have come (or the load is over).</summary>
+    private static async Task AnsweredAsync(ConcurrentBag<Answer> answers, int more, CancellationToken stop)
+    {
+        var target = answers.Count + more;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
+        while (answers.Count < target && await timer.WaitForNextTickAsync(stop))
+        {
+        }
     }
 
     private static async Task<DateTime> StartTimeAsync(NpgsqlConnection connection)

@@ -6,7 +6,7 @@ namespace MetaCompute.Api.Infrastructure;
 
 /// <summary>
 /// Money on the wire is a decimal string ("2.49", "63.744"), as AWS's price lists write it, never a JSON number, which
-/// most clients read into a binary double (docs/decisions/0006-money-on-the-wire.md). Amounts carry at most six
+/// most clients read into binary floating point (docs/decisions/0006-money-on-the-wire.md). Amounts carry at most six
 /// decimals (the micro-dollar) and no trailing zeros. Read either way, so a client that sends numbers is still understood
 /// exactly.
 /// </summary>
